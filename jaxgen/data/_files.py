@@ -1,0 +1,253 @@
+"""Sources held in memory: sklearn digits, IDX files, .npz arrays and image folders."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import pathlib
+import re
+
+import numpy as np
+
+from jaxgen.data._options import DataOptions
+from jaxgen.data._splits import ArraySplit, RawData, num_classes_of, split_arrays
+from jaxgen.errors import DataError
+
+# IDX type codes (http://yann.lecun.com/exdb/mnist/), all big-endian on disk.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+               0x0E: ">f8"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+  """sklearn's 1,797 8x8 digits as uint8 [N, 8, 8, 1] (values 0..16) and int32 labels."""
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  digits = load_digits()
+  x = digits.images.astype(np.uint8)[..., None]
+  labels = digits.target.astype(np.int32)
+  x.setflags(write=False)
+  labels.setflags(write=False)
+  return x, labels
+
+
+def load_digits(options: DataOptions) -> RawData:
+  """sklearn digits with a fixed stratified split (test_fraction, default 1438/359)."""
+  x, labels = _digits_arrays()
+  train, test = split_arrays(x, labels, options.test_fraction)
+  return RawData(train=train, test=test, is_image=True, levels=17, num_classes=10)
+
+
+def read_idx(path: str | pathlib.Path) -> np.ndarray:
+  """Reads one IDX file (gzip or raw, recognised by content) into a numpy array."""
+  path = pathlib.Path(path)
+  try:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+      data = gzip.decompress(data)
+  except (OSError, EOFError) as e:
+    raise DataError(f"cannot read IDX file {path}: {e}") from e
+  if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+    raise DataError(f"{path} is not an IDX file (bad magic number)")
+  dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
+  header = 4 + 4 * ndim
+  if len(data) < header:
+    raise DataError(f"{path}: truncated IDX header")
+  dims = tuple(int(d) for d in np.frombuffer(data, ">i4", ndim, offset=4))
+  count = int(np.prod(dims))
+  if len(data) - header != count * dtype.itemsize:
+    raise DataError(f"{path}: IDX header says {dims} of {dtype.str} but the file "
+                    f"holds {len(data) - header} data bytes")
+  array = np.frombuffer(data, dtype, count, offset=header).reshape(dims)
+  return array.astype(dtype.newbyteorder("="))
+
+
+def _labels_file(images_file: pathlib.Path) -> pathlib.Path | None:
+  """The labels file beside an images file (train-images-idx3 -> train-labels-idx1)."""
+  name = images_file.name.replace("images", "labels").replace("idx3", "idx1")
+  stem = name[:-3] if name.endswith(".gz") else name
+  for candidate in (stem, stem + ".gz"):
+    if (images_file.parent / candidate).is_file():
+      return images_file.parent / candidate
+  return None
+
+
+def _read_idx_pair(images_file: pathlib.Path) -> tuple[np.ndarray, np.ndarray | None]:
+  """Images [N, H, W, C] and labels (or None) of one IDX images file."""
+  x = read_idx(images_file)
+  if x.ndim == 3:
+    x = x[..., None]
+  if x.ndim != 4:
+    raise DataError(f"{images_file}: expected images [N, H, W] in an idx3 file, "
+                    f"got shape {x.shape}")
+  labels_file = _labels_file(images_file)
+  labels = None
+  if labels_file is not None:
+    labels = read_idx(labels_file).reshape(-1).astype(np.int32)
+    if len(labels) != len(x):
+      raise DataError(f"{labels_file} has {len(labels)} labels for {len(x)} images "
+                      f"in {images_file}")
+  return x, labels
+
+
+def load_idx(path: str, options: DataOptions) -> RawData:
+  """MNIST-format IDX files: a folder (train-/t10k- pairs become the splits) or one images file."""
+  root = pathlib.Path(path).expanduser()
+  if root.is_dir():
+    found = sorted(p for p in root.iterdir()
+                   if p.is_file() and re.search(r"images.*idx3", p.name))
+    if not found:
+      raise DataError(f"idx:{path}: no '*images*idx3*' file in {root}")
+  elif root.is_file():
+    found = [root]
+  else:
+    raise DataError(f"idx:{path}: no such file or folder")
+
+  if len(found) == 1:
+    x, labels = _read_idx_pair(found[0])
+    train, test = split_arrays(x, labels, options.test_fraction)
+  else:
+    train_files = [p for p in found if "train" in p.name]
+    test_files = [p for p in found if "t10k" in p.name or "test" in p.name]
+    if len(train_files) != 1 or len(test_files) != 1 or train_files == test_files:
+      names = [p.name for p in found]
+      raise DataError(f"idx:{path}: several images files {names}; expected one, or "
+                      "one 'train' and one 't10k'/'test' file; name a file instead")
+    train, test = (ArraySplit(*_read_idx_pair(files[0]))
+                   for files in (train_files, test_files))
+  if train.has_labels != test.has_labels:
+    raise DataError(f"idx:{path}: only one of the train and test files has labels")
+  return _raw_from_arrays(f"idx:{path}", train, test)
+
+
+def _raw_from_arrays(source: str, train: ArraySplit, test: ArraySplit) -> RawData:
+  """RawData for in-memory arrays: integer data as uint8 levels, floats as-is."""
+  if train.x.shape[1:] != test.x.shape[1:]:
+    raise DataError(f"{source}: train examples have shape {train.x.shape[1:]} but "
+                    f"test examples {test.x.shape[1:]}")
+  if train.x.ndim not in (2, 4):
+    raise DataError(f"{source}: expected images [N, H, W(, C)] or vectors [N, D], "
+                    f"got shape {train.x.shape}")
+  levels = None
+  if np.issubdtype(train.x.dtype, np.integer) or train.x.dtype == bool:
+    both = np.concatenate([train.x.reshape(-1), test.x.reshape(-1)])
+    if both.size and (both.min() < 0 or both.max() > 255):
+      raise DataError(f"{source}: integer data must lie in 0..255 (uint8 levels), "
+                      f"found {both.min()}..{both.max()}")
+    train = ArraySplit(train.x.astype(np.uint8), train.labels)
+    test = ArraySplit(test.x.astype(np.uint8), test.labels)
+    levels = 256
+  else:
+    train = ArraySplit(train.x.astype(np.float32), train.labels)
+    test = ArraySplit(test.x.astype(np.float32), test.labels)
+  return RawData(train=train, test=test, is_image=train.x.ndim == 4,
+                 levels=levels, num_classes=num_classes_of(train.labels, test.labels))
+
+
+def load_npz(path: str, options: DataOptions) -> RawData:
+  """Arrays x|images (+ y|labels), or x_train/x_test (+ y_train/y_test), from one .npz file."""
+  file = pathlib.Path(path).expanduser()
+  source = f"npz:{path}"
+  try:
+    with np.load(file, allow_pickle=False) as npz:
+      arrays = {key: npz[key] for key in npz.files}
+  except (OSError, ValueError) as e:
+    raise DataError(f"{source}: cannot read {file}: {e}") from e
+
+  def labels_of(*keys: str) -> np.ndarray | None:
+    for key in keys:
+      if key in arrays:
+        return arrays[key].reshape(-1).astype(np.int32)
+    return None
+
+  if "x_train" in arrays and "x_test" in arrays:
+    splits = []
+    for split in ("train", "test"):
+      x, labels = arrays[f"x_{split}"], labels_of(f"y_{split}", f"labels_{split}")
+      splits.append(_array_split(source, x, labels))
+    train, test = splits
+    if train.has_labels != test.has_labels:
+      raise DataError(f"{source}: labels for only one of the train and test splits")
+  else:
+    key = "x" if "x" in arrays else "images" if "images" in arrays else None
+    if key is None:
+      raise DataError(f"{source}: found arrays {sorted(arrays)}; expected 'x' or "
+                      "'images' (optional 'y'/'labels'), or 'x_train' and 'x_test'")
+    whole = _array_split(source, arrays[key], labels_of("y", "labels"))
+    train, test = split_arrays(whole.x, whole.labels, options.test_fraction)
+  return _raw_from_arrays(source, train, test)
+
+
+def _array_split(source: str, x: np.ndarray, labels: np.ndarray | None) -> ArraySplit:
+  """An ArraySplit with grey images given a channel axis and label counts checked."""
+  if x.ndim == 3:
+    x = x[..., None]
+  if labels is not None and len(labels) != len(x):
+    raise DataError(f"{source}: {len(x)} examples but {len(labels)} labels")
+  return ArraySplit(x, labels)
+
+
+def load_images(path: str, options: DataOptions) -> RawData:
+  """A folder of PNG/JPEG images; subfolders (sorted) are classes; fixed split."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  root = pathlib.Path(path).expanduser()
+  source = f"images:{path}"
+  if not root.is_dir():
+    raise DataError(f"{source}: no such folder")
+
+  def image_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+  classes = sorted(p for p in root.iterdir() if p.is_dir())
+  if classes:
+    files, labels = [], []
+    for label, folder in enumerate(classes):
+      found = image_files(folder)
+      files += found
+      labels += [label] * len(found)
+    labels = np.array(labels, np.int32)
+  else:
+    files, labels = image_files(root), None
+  if len(files) < 2:
+    raise DataError(f"{source}: found {len(files)} images ({', '.join(IMAGE_SUFFIXES)})"
+                    f"; need at least 2")
+
+  images = []
+  for file in files:
+    try:
+      with Image.open(file) as image:
+        image.load()
+        images.append(image.copy())
+    except OSError as e:
+      raise DataError(f"{source}: cannot read {file}: {e}") from e
+  channels = options.channels
+  if not channels:  # grey stays grey unless some image has colour
+    grey = all(image.mode in ("1", "L", "LA", "I", "I;16", "F") for image in images)
+    channels = 1 if grey else 3
+  mode = "L" if channels == 1 else "RGB"
+  arrays = [np.asarray(image.convert(mode)) for image in images]
+  if not options.image_size:
+    sizes = sorted({a.shape[:2] for a in arrays})
+    if len(sizes) > 1:
+      raise DataError(f"{source}: images come in sizes {sizes[:4]} (height, width); "
+                      "set data.image_size to resize them all")
+  else:
+    arrays = [
+        _resize_one(a, options.image_size) for a in arrays
+    ]
+  x = np.stack(arrays).reshape(len(arrays), *arrays[0].shape[:2], channels)
+  train, test = split_arrays(x, labels, options.test_fraction)
+  raw = _raw_from_arrays(source, train, test)
+  if classes:
+    raw = RawData(train=raw.train, test=raw.test, is_image=True, levels=256,
+                  num_classes=len(classes))
+  return raw
+
+
+def _resize_one(image: np.ndarray, size: int) -> np.ndarray:
+  """One [H, W] or [H, W, C] uint8 image centre-cropped and resized to (size, size)."""
+  from jaxgen.data._transforms import convert_images  # pylint: disable=g-import-not-at-top
+  batch = image.reshape(1, *image.shape[:2], -1)
+  return convert_images(batch, size, 0, "images")[0]

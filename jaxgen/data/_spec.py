@@ -1,0 +1,54 @@
+"""DataSpec: what a model needs to know about the examples it will be fed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+  """Static description of a dataset as the training batches will show it.
+
+  Everything describes one example *after* the transforms, except `levels`,
+  which counts the intensity levels of the raw data (256 for uint8 images, 17
+  for sklearn digits) so that likelihood families can compute bits per dim.
+  """
+
+  name: str
+  shape: tuple[int, ...]  # one example: images (H, W, C), vectors (D,)
+  num_classes: int | None
+  num_train: int
+  num_test: int
+  is_image: bool  # True when each x is (H, W, C); False for vectors, flattened images included
+  value_range: tuple[float, float]
+  binary: bool  # values are exactly 0 or 1
+  # Mode centres [M, 2] and their standard deviation, for toy mixtures; arrays
+  # make dataclass equality ambiguous, so modes is left out of it.
+  modes: np.ndarray | None = dataclasses.field(default=None, compare=False)
+  mode_std: float | None = None
+  levels: int | None = None  # None for continuous data
+  # (H, W, C) of the source images, also when flattened, so viz can reshape.
+  image_shape: tuple[int, int, int] | None = None
+
+  @property
+  def dim(self) -> int:
+    """Number of values in one example."""
+    return int(np.prod(self.shape))
+
+  def describe(self) -> str:
+    """One line for logs and `jaxgen list`."""
+    parts = [
+        f"{self.name}: {self.num_train} train / {self.num_test} test",
+        f"x {self.shape} in [{self.value_range[0]:g}, {self.value_range[1]:g}]",
+    ]
+    if self.binary:
+      parts.append("binary")
+    elif self.levels is not None:
+      parts.append(f"{self.levels} levels")
+    if self.num_classes is not None:
+      parts.append(f"{self.num_classes} classes")
+    if self.modes is not None:
+      parts.append(f"{len(self.modes)} modes, std {self.mode_std:g}")
+    return ", ".join(parts)
