@@ -106,7 +106,8 @@ def _build(options: DataOptions) -> Dataset:
   spec = DataSpec(
       name=options.name,
       shape=(int(np.prod(shape)),) if options.flatten else shape,
-      num_classes=raw.num_classes if train.has_labels else None,
+      # None when batches carry no labels, so no model conditions on them.
+      num_classes=raw.num_classes if train.has_labels and options.labels else None,
       num_train=len(train),
       num_test=len(test),
       is_image=raw.is_image and not options.flatten,
