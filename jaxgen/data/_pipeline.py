@@ -154,17 +154,22 @@ class _EpochBatches:
     self.batch_size = batch_size
     self.seed = seed
     self.batches_per_epoch = num_examples // batch_size
-    self._cache: tuple[int, np.ndarray] = (-1, np.empty(0, np.int64))
+    # The last two epochs' orders: batches arrive in order, but reader threads
+    # may straddle an epoch boundary. Replaced whole, never mutated, so that
+    # threads can share it without a lock.
+    self._cache: dict[int, np.ndarray] = {}
 
   def __len__(self) -> int:
     return sys.maxsize
 
   def permutation(self, epoch: int) -> np.ndarray:
-    """The example order of one epoch (cached: batches arrive in order)."""
-    cached_epoch, order = self._cache  # one tuple read, safe across threads
-    if cached_epoch != epoch:
+    """The example order of one epoch."""
+    cache = self._cache
+    order = cache.get(epoch)
+    if order is None:
       order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
-      self._cache = (epoch, order)
+      recent = {e: o for e, o in cache.items() if e == epoch - 1 or e == epoch + 1}
+      self._cache = {**recent, epoch: order}
     return order
 
   def __getitem__(self, index: int) -> np.ndarray:
