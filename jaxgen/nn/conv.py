@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
@@ -30,8 +31,15 @@ def _norm(norm: str, channels: int, name: str) -> Callable[[Array], Array]:
 
 def check_image_shape(shape: Sequence[int], levels: int) -> None:
   """Raises ConfigError unless a conv decoder with `levels` upsamplings fits shape."""
-  shape = tuple(shape)
-  if len(shape) != 3 or not all(isinstance(n, int) and n > 0 for n in shape):
+  try:
+    # operator.index takes numpy integers too (data specs often hold them).
+    shape = tuple(operator.index(n) for n in shape)
+  except TypeError:
+    shape = tuple(shape)
+    valid = False
+  else:
+    valid = len(shape) == 3 and all(n > 0 for n in shape)
+  if not valid:
     raise ConfigError(
         f"conv decoder needs an image shape (height, width, channels); got "
         f"{shape}; use the mlp architecture for non-image data")

@@ -1,13 +1,15 @@
 """Transposed convolution as one stride-1 convolution plus a depth-to-space.
 
 On CPU the backward pass of `lax.conv_transpose` (what `nn.ConvTranspose`
-lowers to) is 10-30x slower than the same operator written in "phase" form:
-each output position o = s * q + p only sees the kernel taps j with
-j = (pad_a - p) mod s, so every output phase p is a stride-1 correlation of the
-undilated input with a sub-kernel W[j_p::s]. Stacking all phases along the
-output-channel axis gives one ordinary convolution whose result is interleaved
-back into space. The parameters are those of `nn.ConvTranspose`, so
-checkpoints move freely between the two.
+lowers to), its kernel gradient above all, is slow. Each output position
+o = s * q + p only sees the kernel taps j = (pad_a - p) mod s (+ multiples of
+s), so every output phase p is a stride-1 correlation of the undilated input
+with a sub-kernel W[j_p::s]. Stacking all phases along the output-channel axis
+gives one ordinary convolution whose result is interleaved back into space.
+The parameters are those of `nn.ConvTranspose`, so checkpoints move freely
+between the two. benchmarks/conv_transpose.py measures the trade: forward plus
+backward is several times faster on DCGAN-sized layers, the forward pass alone
+is slower (the combined kernel holds zeros where a phase has fewer taps).
 """
 
 from __future__ import annotations
@@ -159,7 +161,8 @@ class PhaseConvTranspose(nn.Module):
 
   Same attributes, parameter names and shapes (`kernel` [*k, Cin, Cout],
   `bias` [Cout]) and outputs as `nn.ConvTranspose` with
-  `transpose_kernel=False`; its gradients are much cheaper on CPU.
+  `transpose_kernel=False`; forward plus backward is several times cheaper on
+  CPU (see the module docstring for the trade).
   inputs: [*batch, *spatial, Cin] (or unbatched [*spatial, Cin]).
   """
 

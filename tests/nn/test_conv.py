@@ -97,7 +97,7 @@ def test_decoder_runs_under_jit_and_vmap_over_params():
 
 def test_check_image_shape_message():
   check_image_shape((8, 8, 1), 2)
-  check_image_shape((28, 28, 1), 2)
+  check_image_shape(np.array([28, 28, 1]), 2)  # numpy ints, as data specs hold
   with pytest.raises(ConfigError) as error:
     check_image_shape((7, 7, 1), 2)
   message = str(error.value)
@@ -108,6 +108,8 @@ def test_check_image_shape_message():
     check_image_shape((28, 28, 1), 3)
   with pytest.raises(ConfigError, match="height, width, channels"):
     check_image_shape((784,), 2)
+  with pytest.raises(ConfigError, match="height, width, channels"):
+    check_image_shape((28.0, 28, 1), 2)
 
 
 def test_decoder_rejects_bad_shape_and_norm():

@@ -1,0 +1,136 @@
+"""Times nn.ConvTranspose against PhaseConvTranspose, forward and backward.
+
+Run: python benchmarks/conv_transpose.py [--out FILE] [--repeats N]
+
+For DCGAN-like generator layers (k=4, s=2, SAME) it times a jitted
+`value_and_grad` (w.r.t. params and input) of sum(y**2), and the forward pass
+alone, reports the median over repeats after warm-up, checks the two modules
+agree, and writes the numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from jaxgen.nn import PhaseConvTranspose  # noqa: E402
+
+# (name, input [H, W, Cin], output features); every layer doubles H and W.
+LAYERS = (
+    ("dcgan 4x4x256 -> 8x8x128", (4, 4, 256), 128),
+    ("dcgan 8x8x128 -> 16x16x64", (8, 8, 128), 64),
+    ("dcgan 16x16x64 -> 32x32x3", (16, 16, 64), 3),
+    ("mnist 7x7x64 -> 14x14x32", (7, 7, 64), 32),
+    ("mnist 14x14x32 -> 28x28x32", (14, 14, 32), 32),
+)
+KERNEL = (4, 4)
+STRIDES = (2, 2)
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+  """Median wall time of fn() in milliseconds, after `warmup` untimed calls."""
+  for _ in range(warmup):
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return 1e3 * statistics.median(times)
+
+
+def bench_layer(input_shape: tuple[int, int, int], features: int, batch: int,
+                repeats: int) -> dict[str, float]:
+  """Times both modules on one layer with the same params and input."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((batch,) + input_shape, np.float32))
+  modules = {
+      "conv_transpose": nn.ConvTranspose(features, KERNEL, STRIDES, "SAME"),
+      "phase": PhaseConvTranspose(features, KERNEL, STRIDES, "SAME"),
+  }
+  params = jax.jit(modules["conv_transpose"].init)(jax.random.key(0), x)
+  result: dict[str, float] = {}
+  outputs = {}
+  for name, module in modules.items():
+
+    def loss(params, x, module=module):
+      y = module.apply(params, x)
+      return jnp.sum(y * y)
+
+    forward = jax.jit(module.apply)
+    train = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    outputs[name] = forward(params, x)
+    result[f"{name}_forward_ms"] = median_ms(lambda: forward(params, x),
+                                             repeats)
+    result[f"{name}_forward_backward_ms"] = median_ms(
+        lambda: train(params, x), repeats)
+  result["speedup_forward"] = (result["conv_transpose_forward_ms"]
+                               / result["phase_forward_ms"])
+  result["speedup_forward_backward"] = (
+      result["conv_transpose_forward_backward_ms"]
+      / result["phase_forward_backward_ms"])
+  result["max_abs_diff"] = float(
+      jnp.max(jnp.abs(outputs["phase"] - outputs["conv_transpose"])))
+  return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  """Runs every layer, prints a table and writes the JSON file."""
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", default=os.path.join(
+      os.path.dirname(__file__), "results", "conv_transpose.json"))
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--repeats", type=int, default=10)
+  args = parser.parse_args(argv)
+
+  device = jax.devices()[0]
+  report = {
+      "jax_version": jax.__version__,
+      "device": (device.platform if device.device_kind == device.platform
+                 else f"{device.platform} ({device.device_kind})"),
+      "device_count": jax.device_count(),
+      "host_cpus": os.cpu_count(),
+      # The host may be shared; a high load explains noisy numbers.
+      "load_average_1min": os.getloadavg()[0],
+      "batch": args.batch,
+      "kernel_size": list(KERNEL),
+      "strides": list(STRIDES),
+      "loss": "sum(y**2), grads w.r.t. params and input",
+      "repeats": args.repeats,
+      "layers": {},
+  }
+  print(f"jax {jax.__version__} on {report['device']}, batch {args.batch}, "
+        f"median of {args.repeats}")
+  header = (f"{'layer':30s} {'fwd+bwd ConvT':>14s} {'fwd+bwd phase':>14s} "
+            f"{'speed-up':>9s} {'fwd ConvT':>10s} {'fwd phase':>10s} "
+            f"{'speed-up':>9s}")
+  print(header)
+  for name, input_shape, features in LAYERS:
+    layer = bench_layer(input_shape, features, args.batch, args.repeats)
+    report["layers"][name] = layer
+    print(f"{name:30s} {layer['conv_transpose_forward_backward_ms']:12.2f}ms "
+          f"{layer['phase_forward_backward_ms']:12.2f}ms "
+          f"{layer['speedup_forward_backward']:8.1f}x "
+          f"{layer['conv_transpose_forward_ms']:8.2f}ms "
+          f"{layer['phase_forward_ms']:8.2f}ms "
+          f"{layer['speedup_forward']:8.1f}x", flush=True)
+
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w") as f:
+    json.dump(report, f, indent=2)
+  print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
