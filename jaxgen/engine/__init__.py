@@ -1,0 +1,8 @@
+"""The training engine: state, keys, devices, checkpoints, logging, the loop.
+
+It knows no family: methods come through `jaxgen.registry`.
+"""
+
+from jaxgen.engine.state import Method, TrainState
+
+__all__ = ["Method", "TrainState"]

@@ -1,0 +1,77 @@
+"""Optimizers from config: a thin layer over optax, shared by every family."""
+
+from __future__ import annotations
+
+import ml_collections
+import optax
+
+from jaxgen.errors import ConfigError, choices
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lamb")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
+
+
+def default_config(name: str = "adam", learning_rate: float = 1e-3,
+                   **overrides) -> ml_collections.ConfigDict:
+  """The optimizer section of a config; families pass their published defaults."""
+  cfg = ml_collections.ConfigDict(dict(
+      name=name,
+      learning_rate=learning_rate,
+      b1=0.9,
+      b2=0.999,
+      eps=1e-8,
+      momentum=0.0,      # sgd; rmsprop
+      decay=0.9,         # rmsprop
+      weight_decay=0.0,  # adamw, lamb
+      schedule="constant",
+      warmup_steps=0,
+      decay_steps=0,     # 0: the run's train.steps
+      grad_clip_norm=0.0,  # 0: off
+  ))
+  for key, value in overrides.items():
+    cfg[key] = value
+  return cfg
+
+
+def learning_rate_schedule(cfg: ml_collections.ConfigDict,
+                           total_steps: int) -> optax.Schedule:
+  """The learning-rate schedule named by `cfg.schedule`."""
+  lr = cfg.learning_rate
+  decay_steps = cfg.decay_steps or total_steps
+  if cfg.schedule not in SCHEDULES:
+    raise ConfigError(f"unknown optimizer schedule {cfg.schedule!r}; "
+                      f"valid: {choices(SCHEDULES)}")
+  if cfg.schedule == "constant":
+    if cfg.warmup_steps:
+      return optax.linear_schedule(0.0, lr, cfg.warmup_steps)
+    return optax.constant_schedule(lr)
+  if cfg.schedule == "cosine":
+    return optax.cosine_decay_schedule(lr, max(decay_steps, 1))
+  if cfg.schedule == "linear":
+    return optax.linear_schedule(lr, 0.0, max(decay_steps, 1))
+  return optax.warmup_cosine_decay_schedule(
+      0.0, lr, max(cfg.warmup_steps, 1), max(decay_steps, cfg.warmup_steps + 1))
+
+
+def make(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+  """An optax transformation from an optimizer config section."""
+  if cfg.name not in OPTIMIZERS:
+    raise ConfigError(f"unknown optimizer {cfg.name!r}; valid: {choices(OPTIMIZERS)}")
+  if cfg.learning_rate <= 0:
+    raise ConfigError(f"learning_rate must be positive, got {cfg.learning_rate}")
+  lr = learning_rate_schedule(cfg, total_steps)
+  if cfg.name == "adam":
+    tx = optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+  elif cfg.name == "adamw":
+    tx = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                     weight_decay=cfg.weight_decay)
+  elif cfg.name == "sgd":
+    tx = optax.sgd(lr, momentum=cfg.momentum or None)
+  elif cfg.name == "rmsprop":
+    tx = optax.rmsprop(lr, decay=cfg.decay, eps=cfg.eps, momentum=cfg.momentum or None)
+  else:
+    tx = optax.lamb(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                    weight_decay=cfg.weight_decay)
+  if cfg.grad_clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
+  return tx
