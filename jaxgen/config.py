@@ -1,0 +1,281 @@
+"""Run configs: ml_collections ConfigDicts, read in one place and checked.
+
+A run's config has four parts: `method` (a registry name), `data` (see
+`jaxgen.data.default_config`), `train` (the loop, below) and the method's own
+sections (`model`, `optim`, ...). Config files are Python files whose
+`get_config()` returns the whole ConfigDict (see experiments/).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import importlib.util
+import json
+import pathlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import ml_collections
+
+from jaxgen import registry
+from jaxgen.errors import ConfigError, choices
+
+# Keys that may differ when a run is resumed: they change how the loop reports
+# and where it runs, never the numbers it computes.
+RESUMABLE_KEYS = (
+    "train.steps", "train.progress", "train.tensorboard", "train.log_every",
+    "train.eval_every", "train.sample_every", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.num_samples", "train.strategy",
+    "train.num_devices", "train.eval_batch_size", "train.final_eval")
+
+
+def train_config() -> ml_collections.ConfigDict:
+  """The loop's settings, shared by every method."""
+  return ml_collections.ConfigDict(dict(
+      steps=2000,
+      seed=0,
+      seeds=(),              # non-empty: train one replica per seed, vmapped
+      strategy="jit",        # "jit" (device mesh + shardings) or "pmap"
+      num_devices=0,         # 0: all devices
+      log_every=50,
+      eval_every=500,        # 0: only at the end
+      sample_every=500,      # 0: only at the end
+      checkpoint_every=500,  # 0: only at the end
+      keep_checkpoints=3,
+      num_samples=64,
+      eval_batch_size=0,     # 0: data.batch_size
+      final_eval=True,       # evaluate on the test split when training ends
+      progress=True,
+      tensorboard="auto",    # "auto": when tensorboardX is installed; "on"; "off"
+  ))
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The method-independent part of every config."""
+  from jaxgen import data  # pylint: disable=import-outside-toplevel
+  config = ml_collections.ConfigDict()
+  config.method = ""
+  config.data = data.default_config()
+  config.train = train_config()
+  return config
+
+
+def get_config(method: str, data: str | None = None) -> ml_collections.ConfigDict:
+  """The full default config of `method`, optionally on dataset `data`."""
+  entry = registry.get(method)
+  config = base_config()
+  config.method = method
+  config.data.name = entry.default_data
+  sections = entry.default_config()
+  for name, section in sections.items():
+    if name in ("data", "train"):
+      for key, value in section.items():
+        _set(config[name], f"{name}.{key}", key, value, strict=True)
+    else:
+      config[name] = section
+  if data is not None:
+    config.data.name = data
+  return config
+
+
+def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """Runs a config file's `get_config()` and returns its ConfigDict."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ConfigError(f"config file {str(path)!r} does not exist")
+  spec = importlib.util.spec_from_file_location(f"jaxgen_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"config file {str(path)!r} defines no get_config()")
+  config = module.get_config()
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"get_config() in {str(path)!r} must return an "
+                      f"ml_collections.ConfigDict, got {type(config).__name__}")
+  return config
+
+
+def parse_value(text: str) -> Any:
+  """A `--set` value: a Python literal (1, 0.5, True, (1, 2), None) or a string."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+      return lowered == "true"
+    return text
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: Iterable[str]) -> None:
+  """Applies `key=value` strings (the CLI's `--set`) to `config` in place."""
+  for item in overrides:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+      raise ConfigError(f"--set expects key=value, got {item!r}")
+    set_value(config, key.strip(), parse_value(raw.strip()), raw=raw.strip())
+
+
+def set_value(config: ml_collections.ConfigDict, dotted: str, value: Any,
+              raw: str | None = None) -> None:
+  """Sets `config[dotted]`, checking that the key exists and the type fits."""
+  parts = dotted.split(".")
+  node = config
+  for depth, part in enumerate(parts[:-1]):
+    child = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(child, ml_collections.ConfigDict):
+      where = ".".join(parts[:depth]) or "the config"
+      raise ConfigError(f"unknown config key {dotted!r}: {where} has no section "
+                        f"{part!r}; valid: {_keys_hint(node, part)}")
+    node = child
+  _set(node, dotted, parts[-1], value, raw=raw, strict=True)
+
+
+def _keys_hint(node: ml_collections.ConfigDict, wrong: str) -> str:
+  keys = sorted(node.keys())
+  close = difflib.get_close_matches(wrong, keys, n=1)
+  hint = choices(keys)
+  return hint + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _set(node: ml_collections.ConfigDict, dotted: str, leaf: str, value: Any,
+         raw: str | None = None, strict: bool = True) -> None:
+  if leaf not in node:
+    section = dotted.rsplit(".", 1)[0] if "." in dotted else "the config"
+    raise ConfigError(f"unknown config key {dotted!r}; valid keys in {section}: "
+                      f"{_keys_hint(node, leaf)}")
+  current = node[leaf]
+  if isinstance(current, ml_collections.ConfigDict):
+    raise ConfigError(f"config key {dotted!r} is a section; set one of its keys: "
+                      f"{choices(sorted(current.keys()))}")
+  node[leaf] = _coerce(dotted, current, value, raw)
+
+
+def _coerce(dotted: str, current: Any, value: Any, raw: str | None) -> Any:
+  """Converts `value` to the type of the key's default, or explains why not."""
+  shown = raw if raw is not None else repr(value)
+
+  def wrong(kind: str) -> ConfigError:
+    return ConfigError(f"config key {dotted!r} takes {kind}, got {shown} "
+                       f"({type(value).__name__})")
+
+  if current is None:
+    return value
+  if isinstance(current, bool):
+    if isinstance(value, bool):
+      return value
+    raise wrong("True or False")
+  if isinstance(current, int):
+    if isinstance(value, int) and not isinstance(value, bool):
+      return value
+    if isinstance(value, float) and value.is_integer():
+      return int(value)
+    raise wrong("an integer")
+  if isinstance(current, float):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      return float(value)
+    raise wrong("a number")
+  if isinstance(current, str):
+    if isinstance(value, str):
+      return value
+    if raw is not None:  # e.g. data.name=123: keep the text as typed
+      return raw
+    raise wrong("a string")
+  if isinstance(current, (tuple, list)):
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+      value = (value,)
+    if not isinstance(value, (tuple, list)):
+      raise wrong("a sequence like (1, 2)")
+    if current:
+      kind = type(current[0])
+      if kind is float:
+        value = [float(v) if isinstance(v, int) else v for v in value]
+      if not all(isinstance(v, kind) for v in value):
+        raise wrong(f"a sequence of {kind.__name__}")
+    return tuple(value)
+  return value
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """A JSON-ready plain dict (tuples become lists)."""
+  return json.loads(json.dumps(config.to_dict(), default=_json_default))
+
+
+def _json_default(obj: Any) -> Any:
+  if isinstance(obj, tuple):
+    return list(obj)
+  if hasattr(obj, "tolist"):
+    return obj.tolist()
+  raise TypeError(f"config value {obj!r} is not JSON serialisable")
+
+
+def from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
+  """Rebuilds a config saved with `to_dict` (lists become tuples)."""
+
+  def convert(obj: Any) -> Any:
+    if isinstance(obj, dict):
+      return ml_collections.ConfigDict({k: convert(v) for k, v in obj.items()})
+    if isinstance(obj, list):
+      return tuple(convert(v) for v in obj)
+    return obj
+
+  return convert(copy.deepcopy(values))
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{"a": {"b": 1}} -> {"a.b": 1}."""
+  flat = {}
+  for key, value in values.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      flat.update(flatten(value, name + "."))
+    else:
+      flat[name] = value
+  return flat
+
+
+def differences(saved: dict[str, Any], current: dict[str, Any],
+                ignore: Sequence[str] = RESUMABLE_KEYS) -> list[str]:
+  """Human-readable differences between two configs, outside `ignore`."""
+  a, b = flatten(saved), flatten(current)
+  lines = []
+  for key in sorted(set(a) | set(b)):
+    if key in ignore or a.get(key) == b.get(key):
+      continue
+    lines.append(f"{key} is {a.get(key, '(absent)')!r} there, "
+                 f"{b.get(key, '(absent)')!r} here")
+  return lines
+
+
+def seeds_of(config: ml_collections.ConfigDict) -> list[int]:
+  """The seeds a run trains: `train.seeds` when set, else `[train.seed]`."""
+  seeds = list(config.train.seeds or ())
+  if not seeds:
+    return [int(config.train.seed)]
+  if len(set(seeds)) != len(seeds) or not all(
+      isinstance(s, int) and s >= 0 for s in seeds):
+    raise ConfigError(f"train.seeds must be distinct non-negative integers, "
+                      f"got {tuple(seeds)}")
+  return seeds
+
+
+def parse_seed_range(text: str) -> tuple[int, ...]:
+  """'0-7' -> (0, ..., 7); '1,3,5' -> (1, 3, 5); '4' -> (4,)."""
+  seeds: list[int] = []
+  try:
+    for part in text.split(","):
+      part = part.strip()
+      if "-" in part:
+        lo, hi = part.split("-", 1)
+        lo_i, hi_i = int(lo), int(hi)
+        if hi_i < lo_i:
+          raise ValueError
+        seeds.extend(range(lo_i, hi_i + 1))
+      else:
+        seeds.append(int(part))
+  except ValueError:
+    raise ConfigError(f"--seeds expects a range like 0-7 or a list like 1,3,5; "
+                      f"got {text!r}") from None
+  return tuple(seeds)

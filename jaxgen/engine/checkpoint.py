@@ -1,0 +1,73 @@
+"""Checkpoints with Orbax: the whole TrainState, the data position and the config.
+
+Orbax writes each checkpoint into a temporary folder and renames it into place
+once complete, and deletes old checkpoints only after the new one is committed,
+so an interrupted save never destroys the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+# Orbax logs every save at INFO; the run's own log says what matters.
+logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+class Checkpointer:
+  """Saves and restores (state, data positions, config) under one folder."""
+
+  def __init__(self, directory: str | pathlib.Path, keep: int = 3):
+    self.directory = pathlib.Path(directory).absolute()
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max(keep, 1),
+        # Synchronous saves: the state is small next to a step's compute, and a
+        # save that has returned is on disk, which the signal handler relies on.
+        enable_async_checkpointing=False,
+        create=True)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    """The step of the newest complete checkpoint, or None."""
+    self._manager.reload()
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    self._manager.reload()
+    return list(self._manager.all_steps())
+
+  def save(self, step: int, state: Any, data_states: list[dict[str, Any]],
+           config: dict[str, Any]) -> None:
+    """Writes checkpoint `step`; returns once it is committed to disk."""
+    self._manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=ocp.args.JsonSave({"iterators": data_states}),
+            config=ocp.args.JsonSave(config)),
+        force=True)
+    self._manager.wait_until_finished()
+
+  def restore(self, step: int, abstract_state: Any
+              ) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    """Reads checkpoint `step` into arrays shaped and placed like `abstract_state`."""
+    restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=ocp.args.JsonRestore(),
+            config=ocp.args.JsonRestore()))
+    return restored["state"], restored["data"]["iterators"], restored["config"]
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+  """ShapeDtypeStructs of `tree` (e.g. from `jax.eval_shape`) placed on `sharding`."""
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

@@ -1,0 +1,114 @@
+"""Run logging: JSONL metrics, a tqdm progress bar, optional TensorBoard events.
+
+Every record in `metrics.jsonl` is one JSON object with at least `step` and
+`split` ("train" or "test"); multi-seed runs write one record per seed with a
+`seed` field. Evaluation records carry a `protocol` object that says how the
+numbers were obtained (estimator, split, number of examples, keys).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import tqdm
+
+
+def _plain(value: Any) -> Any:
+  if isinstance(value, (np.floating, np.integer)):
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)  # JSON has no NaN/Inf; keep them readable
+  if isinstance(value, dict):
+    return {k: _plain(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_plain(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return _plain(value.tolist())
+  return value
+
+
+def read_jsonl(path: str | pathlib.Path) -> list[dict[str, Any]]:
+  """All records of a metrics file."""
+  with open(path, encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+class MetricWriter:
+  """Appends records to `workdir/metrics.jsonl` and mirrors scalars to TensorBoard."""
+
+  def __init__(self, workdir: pathlib.Path | None, tensorboard: str = "auto",
+               enabled: bool = True):
+    self.records: list[dict[str, Any]] = []
+    self._file = None
+    self._tb = None
+    if workdir is None or not enabled:
+      return
+    self._file = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
+    if tensorboard in ("auto", "on"):
+      try:
+        from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+        self._tb = SummaryWriter(str(workdir / "tensorboard"))
+      except ImportError:
+        if tensorboard == "on":
+          raise
+    elif tensorboard != "off":
+      from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
+      raise ConfigError(f"train.tensorboard must be 'auto', 'on' or 'off', "
+                        f"got {tensorboard!r}")
+
+  def write(self, record: dict[str, Any]) -> None:
+    record = _plain(record)
+    self.records.append(record)
+    if self._file is not None:
+      self._file.write(json.dumps(record) + "\n")
+      self._file.flush()
+    if self._tb is not None:
+      tag_prefix = record.get("split", "train")
+      if "seed" in record:
+        tag_prefix += f"/seed{record['seed']}"
+      for name, value in record.items():
+        if name in ("step", "split", "seed", "time") or not isinstance(
+            value, (int, float)) or isinstance(value, bool):
+          continue
+        self._tb.add_scalar(f"{tag_prefix}/{name}", value, record["step"])
+
+  def close(self) -> None:
+    if self._file is not None:
+      self._file.close()
+      self._file = None
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
+
+
+class Progress:
+  """A tqdm bar over the train steps with the loss and steps/s."""
+
+  def __init__(self, total: int, initial: int, description: str, enabled: bool):
+    self._bar = tqdm.tqdm(total=total, initial=initial, desc=description,
+                          unit="step", file=sys.stderr, disable=not enabled,
+                          dynamic_ncols=True, smoothing=0.1)
+    self._last_time = time.perf_counter()
+    self._last_step = initial
+
+  def update(self, step: int, loss: float | None = None) -> float:
+    """Moves the bar to `step`; returns steps/s since the previous update."""
+    now = time.perf_counter()
+    rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
+    self._bar.update(step - self._bar.n)
+    if loss is not None:
+      self._bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+    self._last_time, self._last_step = now, step
+    return rate
+
+  def write(self, message: str) -> None:
+    self._bar.write(message, file=sys.stderr)
+
+  def close(self) -> None:
+    self._bar.close()

@@ -1,0 +1,99 @@
+"""Sample grids and scatter plots written as PNG files."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+
+import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 1,
+               value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+  """Tiles images [N, H, W, C] into one uint8 image [rows*(H+p)+p, ..., C]."""
+  images = np.asarray(images, np.float32)
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.ndim != 4:
+    raise ValueError(f"images must be [N, H, W, C], got shape {images.shape}")
+  lo, hi = value_range
+  images = np.clip((images - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+  n, h, w, c = images.shape
+  columns = columns or math.ceil(math.sqrt(n))
+  rows = math.ceil(n / columns)
+  grid = np.ones((rows * (h + padding) + padding, columns * (w + padding) + padding, c),
+                 np.float32)
+  for i in range(n):
+    r, col = divmod(i, columns)
+    top, left = padding + r * (h + padding), padding + col * (w + padding)
+    grid[top:top + h, left:left + w] = images[i]
+  return np.round(grid * 255).astype(np.uint8)
+
+
+def save_image_grid(path: str | pathlib.Path, images: np.ndarray,
+                    columns: int | None = None,
+                    value_range: tuple[float, float] = (0.0, 1.0),
+                    scale: int = 0) -> pathlib.Path:
+  """Writes an image grid as PNG, upscaled so small images stay visible."""
+  grid = image_grid(images, columns, value_range=value_range)
+  if not scale:  # aim for at least ~256 px across for 8x8 digits
+    scale = max(1, 256 // max(grid.shape[1], 1))
+  grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  if grid.shape[-1] == 1:
+    plt.imsave(path, grid[..., 0], cmap="gray", vmin=0, vmax=255)
+  else:
+    plt.imsave(path, grid)
+  return path
+
+
+def save_scatter(path: str | pathlib.Path, samples: np.ndarray,
+                 reference: np.ndarray | None = None,
+                 modes: np.ndarray | None = None, title: str = "") -> pathlib.Path:
+  """Writes a 2-D scatter of samples over reference data (and mode centres)."""
+  samples = np.asarray(samples)
+  fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+  if reference is not None:
+    ax.scatter(reference[:, 0], reference[:, 1], s=2, c="0.7", label="data")
+  ax.scatter(samples[:, 0], samples[:, 1], s=3, c="tab:blue", label="samples")
+  if modes is not None:
+    ax.scatter(modes[:, 0], modes[:, 1], marker="x", c="tab:red", s=30, label="modes")
+  ax.set_aspect("equal")
+  ax.legend(loc="upper right", fontsize=7)
+  if title:
+    ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
+def save_pairs(path: str | pathlib.Path, originals: np.ndarray,
+               reconstructions: np.ndarray, columns: int = 8,
+               value_range: tuple[float, float] = (0.0, 1.0)) -> pathlib.Path:
+  """Writes originals and reconstructions in alternating rows."""
+  originals, reconstructions = np.asarray(originals), np.asarray(reconstructions)
+  n = (len(originals) // columns) * columns or len(originals)
+  rows = []
+  for start in range(0, n, columns):
+    rows.append(originals[start:start + columns])
+    rows.append(reconstructions[start:start + columns])
+  return save_image_grid(path, np.concatenate(rows), columns=min(columns, n),
+                         value_range=value_range)
+
+
+def as_images(samples: np.ndarray, image_shape: Sequence[int] | None) -> np.ndarray:
+  """Reshapes flat samples [N, D] to images when the data were flattened images."""
+  samples = np.asarray(samples)
+  if image_shape is not None and samples.ndim == 2:
+    return samples.reshape((samples.shape[0],) + tuple(image_shape))
+  return samples
