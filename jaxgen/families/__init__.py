@@ -1,0 +1,1 @@
+"""Model families. Each module registers its methods with `jaxgen.registry`."""
