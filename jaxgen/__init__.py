@@ -1,0 +1,22 @@
+"""jaxgen: deep generative models in JAX under one functional contract.
+
+  import jaxgen
+  result = jaxgen.train("vae", steps=2000, workdir="runs/vae")
+  print(result.metrics["eval"])          # test ELBO and friends
+  images = jaxgen.sample("runs/vae", num=16)
+
+See README.md for the quickstart and docs/architecture.md for the contract.
+"""
+
+from jaxgen.api import (LoadedRun, RunResult, build_config, evaluate, fit,
+                        get_config, list_datasets, list_methods, load, sample, train)
+from jaxgen.engine.state import Method, TrainState
+from jaxgen.registry import register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LoadedRun", "Method", "RunResult", "TrainState", "build_config", "evaluate",
+    "fit", "get_config", "list_datasets", "list_methods", "load", "register",
+    "sample", "train",
+]

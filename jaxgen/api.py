@@ -1,0 +1,217 @@
+"""The Python API that experiment scripts call; the CLI is a thin layer over it.
+
+  import jaxgen
+  result = jaxgen.train("vae", steps=2000, workdir="runs/vae")   # or fit(config)
+  result.metrics["eval"]["elbo"]
+  run = jaxgen.load("runs/vae")
+  images = jaxgen.sample("runs/vae", num=16, seed=1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxgen import config as config_lib
+from jaxgen import data as data_lib
+from jaxgen import registry
+from jaxgen.engine import checkpoint as checkpoint_lib
+from jaxgen.engine import logs, loop, parallel
+from jaxgen.engine import workdir as workdir_lib
+from jaxgen.engine.state import Method, TrainState
+from jaxgen.errors import ConfigError, WorkdirError
+
+get_config = config_lib.get_config
+fit = loop.fit
+RunResult = loop.RunResult
+
+
+def train(method: str, *, data: str | None = None,
+          config: ml_collections.ConfigDict | str | None = None,
+          overrides: Mapping[str, Any] | Iterable[str] = (),
+          workdir: str | pathlib.Path | None = None, steps: int | None = None,
+          seed: int | None = None, seeds: Iterable[int] | None = None,
+          resume: bool = False, overwrite: bool = False) -> loop.RunResult:
+  """Trains `method` and returns the final state and metrics.
+
+  Args:
+    method: a registered method name (`jaxgen.list_methods()`).
+    data: a dataset name (`jaxgen.list_datasets()`); default: the method's.
+    config: a full ConfigDict or the path of a config file; default: the
+      method's defaults.
+    overrides: {"model.latent_dim": 4} or ["model.latent_dim=4"].
+    workdir: where the run is written; None trains in memory.
+    steps, seed, seeds: shorthands for train.steps, train.seed, train.seeds.
+    resume, overwrite: see `fit`.
+  """
+  cfg = build_config(method, data=data, config=config, overrides=overrides,
+                     steps=steps, seed=seed, seeds=seeds)
+  return loop.fit(cfg, workdir=workdir, resume=resume, overwrite=overwrite)
+
+
+def build_config(method: str, *, data: str | None = None,
+                 config: ml_collections.ConfigDict | str | None = None,
+                 overrides: Mapping[str, Any] | Iterable[str] = (),
+                 steps: int | None = None, seed: int | None = None,
+                 seeds: Iterable[int] | None = None) -> ml_collections.ConfigDict:
+  """The effective config of a run, as `train` and the CLI build it."""
+  if config is None:
+    cfg = config_lib.get_config(method)
+  elif isinstance(config, ml_collections.ConfigDict):
+    cfg = ml_collections.ConfigDict(config.to_dict())
+  else:
+    cfg = config_lib.load_config_file(config)
+  if cfg.get("method", method) != method:
+    raise ConfigError(f"the config is for method {cfg.method!r}, not {method!r}; "
+                      f"run `jaxgen train {cfg.method} ...` or change config.method")
+  registry.get(method)  # unknown methods fail here, with the valid names
+  cfg.method = method
+  if data is not None:
+    cfg.data.name = data
+  if isinstance(overrides, Mapping):
+    for key, value in overrides.items():
+      config_lib.set_value(cfg, key, value)
+  else:
+    config_lib.apply_overrides(cfg, overrides)
+  if steps is not None:
+    config_lib.set_value(cfg, "train.steps", steps)
+  if seed is not None:
+    config_lib.set_value(cfg, "train.seed", seed)
+  if seeds is not None:
+    config_lib.set_value(cfg, "train.seeds", tuple(seeds))
+  return cfg
+
+
+@dataclasses.dataclass
+class LoadedRun:
+  """A trained run read back from its workdir."""
+
+  method: Method
+  state: TrainState
+  config: ml_collections.ConfigDict
+  spec: Any
+  workdir: pathlib.Path
+  step: int
+  seeds: list[int]
+
+  @property
+  def multi(self) -> bool:
+    return bool(self.config.train.seeds)
+
+  def replica(self, index: int = 0) -> TrainState:
+    """The state of one seed's replica (the state itself for single-seed runs)."""
+    if not self.multi:
+      if index:
+        raise ConfigError(f"replica {index} requested, but the run has one seed")
+      return self.state
+    if not 0 <= index < len(self.seeds):
+      raise ConfigError(f"replica {index} does not exist; valid: 0 to "
+                        f"{len(self.seeds) - 1} (seeds {self.seeds})")
+    return jax.tree.map(lambda x: x[index], self.state)
+
+
+def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
+  """Restores a run's method and state (the latest checkpoint, or `step`)."""
+  path = pathlib.Path(workdir)
+  config_dict, run = workdir_lib.read_run(path)
+  config = config_lib.from_dict(config_dict)
+  entry = registry.get(config.method)
+  spec = (loop.spec_from_json(run["data_spec"]) if "data_spec" in run
+          else data_lib.from_config(config.data).spec)
+  method = entry.make(config, spec)
+  seeds = config_lib.seeds_of(config)
+  multi = bool(config.train.seeds)
+  checkpointer = checkpoint_lib.Checkpointer(path / workdir_lib.CHECKPOINT_DIR)
+  try:
+    steps = checkpointer.all_steps()
+    if not steps:
+      raise WorkdirError(f"workdir {str(path)!r} has no checkpoint yet")
+    if step is None:
+      step = max(steps)
+    elif step not in steps:
+      raise WorkdirError(f"workdir {str(path)!r} has no checkpoint at step {step}; "
+                         f"valid: {', '.join(map(str, steps))}")
+    init = jax.vmap(method.init) if multi else method.init
+    example = loop.example_batch(spec, config.data.batch_size)
+    if multi:
+      example = {k: np.stack([v] * len(seeds)) for k, v in example.items()}
+    abstract = jax.eval_shape(init, loop.init_keys(seeds, multi), example)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    state, _, _ = checkpointer.restore(step, checkpoint_lib.abstract_like(abstract, device))
+  finally:
+    checkpointer.close()
+  return LoadedRun(method, state, config, spec, path, step, seeds)
+
+
+def _as_run(run: LoadedRun | str | pathlib.Path) -> LoadedRun:
+  return run if isinstance(run, LoadedRun) else load(run)
+
+
+def sample(run: LoadedRun | str | pathlib.Path, num: int = 64, seed: int = 0,
+           replica: int = 0, **conditioning: Any) -> np.ndarray:
+  """Draws `num` samples [num, *data_shape] from a trained run."""
+  run = _as_run(run)
+  if num < 1:
+    raise ConfigError(f"num must be at least 1, got {num}")
+  state = run.replica(replica)
+  fn = jax.jit(lambda s, k: run.method.sample(s, k, num, **conditioning))
+  return np.asarray(fn(state, jax.random.PRNGKey(seed)))
+
+
+def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
+             split: str = "test", batch_size: int | None = None,
+             save: bool = True) -> dict[str, Any]:
+  """Evaluates a trained run on a whole split; deterministic for a run and seed.
+
+  With `seed=None` each replica uses the run's own evaluation key, so the
+  numbers repeat the run's final evaluation record. The result (with its
+  protocol) is appended to metrics.jsonl and written to eval.json when `save`.
+  """
+  run = _as_run(run)
+  if run.method.evaluate is None:
+    raise ConfigError(f"method {run.config.method!r} has no evaluation")
+  dataset = data_lib.from_config(run.config.data)
+  strategy = parallel.Strategy("jit", 1, seed_axis=run.multi)
+  if seed is None:
+    keys = loop.fixed_keys(run.seeds, loop.EVAL_SALT, run.multi)
+    key_rule = f"fold_in(PRNGKey(seed), {loop.EVAL_SALT:#x}) per replica seed"
+  else:
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), loop.EVAL_SALT)
+    keys = np.stack([key] * len(run.seeds)) if run.multi else key
+    key_rule = f"fold_in(PRNGKey({seed}), {loop.EVAL_SALT:#x}) for every replica"
+  eval_fn = loop.compile_evaluate(run.method, strategy, run.multi)
+  means, count = loop.evaluate_split(
+      eval_fn, jax.device_put(run.state, strategy.replicated_sharding()), dataset,
+      strategy, keys, batch_size or run.config.data.batch_size, split)
+  config_dict = config_lib.to_dict(run.config)
+  protocol = loop.eval_protocol(run.method, run.spec, config_dict, split, count,
+                                run.step, key_rule)
+  writer = logs.MetricWriter(run.workdir if save else None, tensorboard="off")
+  try:
+    metrics = loop.log_eval(writer, means, run.seeds, run.multi, run.step, split,
+                            protocol)
+  finally:
+    writer.close()
+  if save:
+    (run.workdir / workdir_lib.EVAL_FILE).write_text(json.dumps(
+        {"step": run.step, "seeds": run.seeds, "metrics": metrics,
+         "protocol": protocol}, indent=2) + "\n")
+  return {"step": run.step, "metrics": metrics, "protocol": protocol}
+
+
+def list_methods() -> dict[str, str]:
+  """Method names and one-line descriptions."""
+  return {name: f"[{e.family}] {e.description}"
+          for name, e in registry.methods().items()}
+
+
+def list_datasets() -> dict[str, str]:
+  """Dataset names (or patterns) and one-line descriptions."""
+  return data_lib.list_datasets()

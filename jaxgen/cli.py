@@ -1,0 +1,162 @@
+"""`jaxgen` on the command line: argument parsing only; the work is in jaxgen.api.
+
+  jaxgen list
+  jaxgen train METHOD [--data NAME] [--config FILE.py] [--set key=value ...]
+               [--workdir DIR] [--seed N | --seeds 0-7] [--steps N]
+               [--resume | --overwrite]
+  jaxgen sample --workdir DIR [--num 64] [--seed N] [--out FILE.png|FILE.npz]
+  jaxgen eval --workdir DIR [--seed N]
+
+Bad input exits with status 2 and one line naming the problem and the valid
+choices; a run stopped by NaN/Inf exits with 1; SIGTERM/SIGINT save a checkpoint
+and exit with 128 + the signal number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from jaxgen.errors import NonFiniteError, UserError  # noqa: E402 pylint: disable=wrong-import-position
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse that reports bad usage as one line and exit status 2."""
+
+  def error(self, message: str):
+    self.exit(2, f"jaxgen: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog="jaxgen", description="Deep generative models in JAX.")
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  sub.add_parser("list", help="list methods and datasets")
+
+  train = sub.add_parser("train", help="train a method")
+  train.add_argument("method", help="method name (see `jaxgen list`)")
+  train.add_argument("--data", help="dataset name (see `jaxgen list`)")
+  train.add_argument("--config", help="config file whose get_config() returns a ConfigDict")
+  train.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY=VALUE", help="override a config value (repeatable)")
+  train.add_argument("--workdir", help="run directory (default: runs/METHOD-DATA-TIME)")
+  seeds = train.add_mutually_exclusive_group()
+  seeds.add_argument("--seed", type=int, help="the run's seed")
+  seeds.add_argument("--seeds", help="train one replica per seed in one program: 0-7 or 1,3,5")
+  train.add_argument("--steps", type=int, help="number of train steps")
+  mode = train.add_mutually_exclusive_group()
+  mode.add_argument("--resume", action="store_true",
+                    help="continue the run in --workdir from its latest checkpoint")
+  mode.add_argument("--overwrite", action="store_true",
+                    help="replace the run in --workdir")
+  train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+  sample = sub.add_parser("sample", help="draw samples from a trained run")
+  sample.add_argument("--workdir", required=True)
+  sample.add_argument("--num", type=int, default=64)
+  sample.add_argument("--seed", type=int, default=0)
+  sample.add_argument("--replica", type=int, default=0,
+                      help="which seed's replica of a multi-seed run")
+  sample.add_argument("--out", default=None, help="FILE.png (grid) or FILE.npz (arrays)")
+
+  evaluate = sub.add_parser("eval", help="evaluate a trained run on its test split")
+  evaluate.add_argument("--workdir", required=True)
+  evaluate.add_argument("--seed", type=int, default=None,
+                        help="evaluation key seed (default: the run's own keys)")
+  return parser
+
+
+def _default_workdir(method: str, data: str) -> str:
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in data).strip("-")
+  return str(pathlib.Path("runs") / f"{method}-{safe}-{stamp}")
+
+
+def _list() -> None:
+  from jaxgen import api  # pylint: disable=import-outside-toplevel
+  print("methods:")
+  for name, description in api.list_methods().items():
+    print(f"  {name:<18} {description}")
+  print("datasets:")
+  for name, description in api.list_datasets().items():
+    print(f"  {name:<18} {description}")
+
+
+def _train(args: argparse.Namespace) -> int:
+  from jaxgen import api, config as config_lib  # pylint: disable=import-outside-toplevel
+  seeds = config_lib.parse_seed_range(args.seeds) if args.seeds else None
+  config = api.build_config(args.method, data=args.data, config=args.config,
+                            overrides=args.overrides, steps=args.steps,
+                            seed=args.seed, seeds=seeds)
+  if args.no_progress:
+    config.train.progress = False
+  workdir = args.workdir or _default_workdir(args.method, config.data.name)
+  result = api.fit(config, workdir=workdir, resume=args.resume,
+                   overwrite=args.overwrite)
+  print(f"workdir: {result.workdir}")
+  if result.status == "interrupted":
+    return 128 + result.stop_signal
+  if result.metrics.get("eval"):
+    print("eval: " + json.dumps(result.metrics["eval"]))
+  for name in ("samples.png", "reconstructions.png", "metrics.jsonl"):
+    if (result.workdir / name).exists():
+      print(f"wrote {result.workdir / name}")
+  return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+  from jaxgen import api  # pylint: disable=import-outside-toplevel
+  from jaxgen.engine import loop  # pylint: disable=import-outside-toplevel
+  from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  out = pathlib.Path(args.out or pathlib.Path(args.workdir) / f"samples_seed{args.seed}.png")
+  if out.suffix not in (".png", ".npz"):
+    raise ConfigError(f"--out must end in .png or .npz, got {str(out)!r}")
+  run = api.load(args.workdir)
+  samples = api.sample(run, num=args.num, seed=args.seed, replica=args.replica)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  if out.suffix == ".npz":
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    np.savez_compressed(out, samples=samples, seed=args.seed, step=run.step)
+  else:
+    loop.write_samples(out, samples, run.spec, title=f"{run.config.method} step {run.step}")
+  print(f"wrote {out} ({args.num} samples, step {run.step}, seed {args.seed})")
+  return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+  from jaxgen import api  # pylint: disable=import-outside-toplevel
+  result = api.evaluate(args.workdir, seed=args.seed)
+  print(json.dumps({"step": result["step"], **result["metrics"]}, indent=2))
+  print(f"wrote {pathlib.Path(args.workdir) / 'eval.json'}")
+  return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Entry point of the `jaxgen` command; returns the exit status."""
+  args = _parser().parse_args(argv)
+  try:
+    if args.command == "list":
+      _list()
+      return 0
+    if args.command == "train":
+      return _train(args)
+    if args.command == "sample":
+      return _sample(args)
+    return _eval(args)
+  except UserError as error:
+    print(f"jaxgen: error: {error}", file=sys.stderr)
+    return error.exit_code
+  except NonFiniteError as error:
+    print(f"jaxgen: {error}", file=sys.stderr)
+    return error.exit_code
+
+
+if __name__ == "__main__":
+  sys.exit(main())
