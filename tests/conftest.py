@@ -9,3 +9,17 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def pytest_configure(config):
+  """A persistent XLA compilation cache for the session.
+
+  Each `fit` builds fresh closures, so jax's in-memory cache misses; identical
+  programs (same model, same shapes) then hit this on-disk cache instead.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  cache = config.cache.mkdir("xla_cache") if config.cache else None
+  if cache is not None:
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
