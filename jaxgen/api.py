@@ -63,7 +63,7 @@ def build_config(method: str, *, data: str | None = None,
                  seeds: Iterable[int] | None = None) -> ml_collections.ConfigDict:
   """The effective config of a run, as `train` and the CLI build it."""
   if config is None:
-    cfg = config_lib.get_config(method)
+    cfg = config_lib.get_config(method, data)
   elif isinstance(config, ml_collections.ConfigDict):
     cfg = ml_collections.ConfigDict(config.to_dict())
   else:
@@ -175,24 +175,40 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
   protocol) is appended to metrics.jsonl and written to eval.json when `save`.
   """
   run = _as_run(run)
-  if run.method.evaluate is None:
-    raise ConfigError(f"method {run.config.method!r} has no evaluation")
-  dataset = data_lib.from_config(run.config.data)
+  has_modes = run.spec.modes is not None and run.config.train.coverage_samples
+  if run.method.evaluate is None and not has_modes:
+    raise ConfigError(f"method {run.config.method!r} has no evaluation on "
+                      f"{run.spec.name!r}")
   strategy = parallel.Strategy("jit", 1, seed_axis=run.multi)
-  if seed is None:
-    keys = loop.fixed_keys(run.seeds, loop.EVAL_SALT, run.multi)
-    key_rule = f"fold_in(PRNGKey(seed), {loop.EVAL_SALT:#x}) per replica seed"
-  else:
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), loop.EVAL_SALT)
-    keys = np.stack([key] * len(run.seeds)) if run.multi else key
-    key_rule = f"fold_in(PRNGKey({seed}), {loop.EVAL_SALT:#x}) for every replica"
-  eval_fn = loop.compile_evaluate(run.method, strategy, run.multi)
-  means, count = loop.evaluate_split(
-      eval_fn, jax.device_put(run.state, strategy.replicated_sharding()), dataset,
-      strategy, keys, batch_size or run.config.data.batch_size, split)
+  state = jax.device_put(run.state, strategy.replicated_sharding())
+
+  def keys_for(salt: int) -> tuple[jax.Array, str]:
+    if seed is None:
+      return (loop.fixed_keys(run.seeds, salt, run.multi),
+              f"fold_in(PRNGKey(seed), {salt:#x}) per replica seed")
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), salt)
+    return (np.stack([key] * len(run.seeds)) if run.multi else key,
+            f"fold_in(PRNGKey({seed}), {salt:#x}) for every replica")
+
+  means, count = {}, 0
+  keys, key_rule = keys_for(loop.EVAL_SALT)
+  if run.method.evaluate is not None:
+    dataset = data_lib.from_config(run.config.data)
+    eval_fn = loop.compile_evaluate(run.method, strategy, run.multi)
+    means, count = loop.evaluate_split(
+        eval_fn, state, dataset, strategy, keys,
+        batch_size or run.config.data.batch_size, split)
   config_dict = config_lib.to_dict(run.config)
   protocol = loop.eval_protocol(run.method, run.spec, config_dict, split, count,
                                 run.step, key_rule)
+  if has_modes:
+    coverage_keys, _ = keys_for(loop.COVERAGE_SALT)
+    sample_fn = loop.compile_sample(run.method, run.config.train.coverage_samples,
+                                    run.multi)
+    samples = np.asarray(sample_fn(state, coverage_keys))
+    coverage, protocol["mode_coverage"] = loop.coverage_metrics(
+        samples, run.spec, run.multi)
+    means.update(coverage)
   writer = logs.MetricWriter(run.workdir if save else None, tensorboard="off")
   try:
     metrics = loop.log_eval(writer, means, run.seeds, run.multi, run.step, split,

@@ -29,6 +29,7 @@ RESUMABLE_KEYS = (
     "train.eval_every", "train.sample_every", "train.checkpoint_every",
     "train.keep_checkpoints", "train.num_samples", "train.strategy",
     "train.num_devices", "train.eval_batch_size", "train.final_eval")
+# (train.coverage_samples changes evaluation numbers, so it must match.)
 
 
 def train_config() -> ml_collections.ConfigDict:
@@ -47,6 +48,7 @@ def train_config() -> ml_collections.ConfigDict:
       num_samples=64,
       eval_batch_size=0,     # 0: data.batch_size
       final_eval=True,       # evaluate on the test split when training ends
+      coverage_samples=2500,  # data with known modes: samples for mode coverage
       progress=True,
       tensorboard="auto",    # "auto": when tensorboardX is installed; "on"; "off"
   ))
@@ -67,16 +69,14 @@ def get_config(method: str, data: str | None = None) -> ml_collections.ConfigDic
   entry = registry.get(method)
   config = base_config()
   config.method = method
-  config.data.name = entry.default_data
-  sections = entry.default_config()
+  config.data.name = data or entry.default_data
+  sections = entry.default_config(config.data.name)
   for name, section in sections.items():
     if name in ("data", "train"):
       for key, value in section.items():
         _set(config[name], f"{name}.{key}", key, value, strict=True)
     else:
       config[name] = section
-  if data is not None:
-    config.data.name = data
   return config
 
 

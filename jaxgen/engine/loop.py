@@ -33,12 +33,14 @@ from jaxgen.engine import parallel
 from jaxgen.engine import workdir as workdir_lib
 from jaxgen.engine.state import Method, TrainState
 from jaxgen.errors import ConfigError, NonFiniteError
+from jaxgen.metrics import mode_coverage
 from jaxgen.viz import grid
 
 # Salts for the fixed keys of evaluation and sample grids, so that they never
 # coincide with training keys and stay the same over a run.
 EVAL_SALT = 0x0E7A1
 SAMPLE_SALT = 0x5A3B1
+COVERAGE_SALT = 0xC0FE1
 
 
 @dataclasses.dataclass
@@ -120,7 +122,7 @@ def _check_train_config(config: ml_collections.ConfigDict) -> None:
     if tc[key] < 1:
       raise ConfigError(f"train.{key} must be at least 1, got {tc[key]}")
   for key in ("eval_every", "sample_every", "checkpoint_every", "num_samples",
-              "eval_batch_size", "num_devices"):
+              "eval_batch_size", "num_devices", "coverage_samples"):
     if tc[key] < 0:
       raise ConfigError(f"train.{key} must be 0 or more, got {tc[key]}")
 
@@ -200,7 +202,7 @@ class Trainer:
     self.last_checkpoint: int | None = None
     self._eval_fn = None
     self.last_protocol: dict[str, Any] | None = None
-    self._sample_fn = None
+    self._sample_fns: dict[int, Callable[..., jax.Array]] = {}
     self._reconstruct_fn = None
 
   # ------------------------------------------------------------------ data
@@ -254,16 +256,25 @@ class Trainer:
   def evaluate(self, state: TrainState, step: int,
                split: str = "test") -> dict[str, Any] | None:
     """Evaluates on a whole split, logs one record per seed, returns the means."""
-    if self.method.evaluate is None:
-      return None
-    if self._eval_fn is None:
-      self._eval_fn = compile_evaluate(self.method, self.strategy, self.multi)
-    means, count = evaluate_split(
-        self._eval_fn, self.strategy.unreplicate(state), self.dataset,
-        self.strategy, fixed_keys(self.seeds, EVAL_SALT, self.multi),
-        self.tc.eval_batch_size or self.config.data.batch_size, split)
+    means: dict[str, np.ndarray] = {}
+    count = 0
+    if self.method.evaluate is not None:
+      if self._eval_fn is None:
+        self._eval_fn = compile_evaluate(self.method, self.strategy, self.multi)
+      means, count = evaluate_split(
+          self._eval_fn, self.strategy.unreplicate(state), self.dataset,
+          self.strategy, fixed_keys(self.seeds, EVAL_SALT, self.multi),
+          self.tc.eval_batch_size or self.config.data.batch_size, split)
     protocol = eval_protocol(self.method, self.spec, self.config_dict, split,
                              count, step, f"fold_in(PRNGKey(seed), {EVAL_SALT:#x})")
+    if self.spec.modes is not None and self.tc.coverage_samples:
+      samples = self.sample(state, self.tc.coverage_samples,
+                            fixed_keys(self.seeds, COVERAGE_SALT, self.multi))
+      coverage, protocol["mode_coverage"] = coverage_metrics(
+          samples, self.spec, self.multi)
+      means.update(coverage)
+    if not means:
+      return None
     self.last_protocol = protocol
     return log_eval(self.writer, means, self.seeds, self.multi, step, split, protocol)
 
@@ -271,12 +282,11 @@ class Trainer:
   def sample(self, state: TrainState, num: int, key: jax.Array | None = None) -> np.ndarray:
     """Samples [num, ...] (or [seeds, num, ...]) from the current state."""
     state = self.strategy.unreplicate(state)
-    if self._sample_fn is None:
-      fn = lambda s, k: self.method.sample(s, k, num)  # noqa: E731
-      self._sample_fn = jax.jit(jax.vmap(fn) if self.multi else fn)
+    if num not in self._sample_fns:
+      self._sample_fns[num] = compile_sample(self.method, num, self.multi)
     if key is None:
       key = fixed_keys(self.seeds, SAMPLE_SALT, self.multi)
-    return np.asarray(jax.device_get(self._sample_fn(state, key)))
+    return np.asarray(jax.device_get(self._sample_fns[num](state, key)))
 
   def write_images(self, state: TrainState, step: int, final: bool) -> None:
     """Writes the sample grid (and reconstructions) for `step`."""
@@ -442,6 +452,34 @@ def _last_loss(window: list[dict[str, np.ndarray]]) -> float | None:
   return float(np.mean(window[-1]["loss"]))
 
 
+def compile_sample(method: Method, num: int, multi: bool):
+  """The jitted `sample(state, key)` for `num` samples (vmapped when `multi`)."""
+  fn = lambda s, k: method.sample(s, k, num)  # noqa: E731
+  return jax.jit(jax.vmap(fn) if multi else fn)
+
+
+def coverage_metrics(samples: np.ndarray, spec: Any, multi: bool
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """Mode coverage of samples ([N, 2], or [K, N, 2] per replica) and its protocol."""
+  replicas = samples if multi else samples[None]
+  results = [mode_coverage(r.reshape(len(r), -1), spec.modes, spec.mode_std)
+             for r in replicas]
+  values = {
+      "modes_covered": np.array([r["modes_covered"] for r in results], np.float64),
+      "high_quality_share": np.array([r["high_quality_share"] for r in results]),
+  }
+  if not multi:
+    values = {k: v[0] for k, v in values.items()}
+  protocol = {
+      "samples": int(replicas.shape[1]),
+      "modes": int(len(spec.modes)),
+      "high_quality": "within 3 standard deviations of the nearest mode centre",
+      "covered": "at least 20 high-quality samples at the mode (Lin et al. 2018)",
+      "sample_key": f"fold_in(PRNGKey(seed), {COVERAGE_SALT:#x})",
+  }
+  return values, protocol
+
+
 def compile_evaluate(method: Method, strategy: parallel.Strategy, multi: bool):
   """The jitted evaluation of one batch (vmapped over replicas when `multi`)."""
   fn = method.evaluate
@@ -568,4 +606,5 @@ def iterate_records(path: str | pathlib.Path) -> Iterator[dict[str, Any]]:
 
 __all__ = ["RunResult", "Trainer", "fit", "write_samples", "spec_to_json",
            "spec_from_json", "example_batch", "iterate_records", "evaluate_split",
-           "compile_evaluate", "eval_protocol", "log_eval"]
+           "compile_evaluate", "compile_sample", "coverage_metrics", "eval_protocol",
+           "log_eval"]
