@@ -33,8 +33,9 @@ class MethodEntry:
     name: the name used on the CLI and in `config.method`.
     family: the family it belongs to (for `jaxgen list`).
     description: one line.
-    default_config: returns the method's config sections (`model`, `optim`,
-      and optionally `data`/`train` values that differ from the base config).
+    default_config: `default_config(data_name)` returns the method's config
+      sections (`model`, `optim`, and optionally `data`/`train` values that
+      differ from the base config) for training on dataset `data_name`.
     make: `make(config, data_spec) -> Method`; validates the config against
       the data and raises ConfigError/DataError with a one-line message.
     default_data: the dataset used when the user names none.
@@ -43,7 +44,7 @@ class MethodEntry:
   name: str
   family: str
   description: str
-  default_config: Callable[[], ml_collections.ConfigDict]
+  default_config: Callable[[str], ml_collections.ConfigDict]
   make: Callable[..., "Method"]
   default_data: str = "digits"
 
@@ -53,7 +54,7 @@ _LOADED = False
 
 
 def register(name: str, *, family: str, description: str,
-             default_config: Callable[[], ml_collections.ConfigDict],
+             default_config: Callable[[str], ml_collections.ConfigDict],
              make: Callable[..., "Method"], default_data: str = "digits") -> None:
   """Adds a method to the registry (a name may be registered once)."""
   if name in _METHODS and _METHODS[name].make is not make:
