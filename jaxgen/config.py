@@ -28,7 +28,7 @@ RESUMABLE_KEYS = (
     "train.steps", "train.progress", "train.tensorboard", "train.log_every",
     "train.eval_every", "train.sample_every", "train.checkpoint_every",
     "train.keep_checkpoints", "train.num_samples", "train.strategy",
-    "train.num_devices", "train.eval_batch_size", "train.final_eval")
+    "train.num_devices", "train.eval_batch_size", "train.final_eval", "train.on_nonfinite")
 # (train.coverage_samples changes evaluation numbers, so it must match.)
 
 
@@ -49,6 +49,10 @@ def train_config() -> ml_collections.ConfigDict:
       eval_batch_size=0,     # 0: data.batch_size
       final_eval=True,       # evaluate on the test split when training ends
       coverage_samples=2500,  # data with known modes: samples for mode coverage
+      # NaN/Inf in a metric: "stop" (save nothing more; the last good checkpoint
+      # stays) or "continue" (log it; for multi-seed studies where one replica
+      # may diverge while the others go on).
+      on_nonfinite="stop",
       progress=True,
       tensorboard="auto",    # "auto": when tensorboardX is installed; "on"; "off"
   ))

@@ -118,6 +118,9 @@ def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def _check_train_config(config: ml_collections.ConfigDict) -> None:
   tc = config.train
+  if tc.on_nonfinite not in ("stop", "continue"):
+    raise ConfigError(f"train.on_nonfinite must be 'stop' or 'continue', got "
+                      f"{tc.on_nonfinite!r}")
   for key in ("steps", "log_every", "keep_checkpoints"):
     if tc[key] < 1:
       raise ConfigError(f"train.{key} must be at least 1, got {tc[key]}")
@@ -353,13 +356,17 @@ class Trainer:
     started = time.perf_counter()
     log_time, log_step = started, start
 
+    diverged: set[int | None] = set()
+
     def drain() -> None:
       while pending:
         done, metrics = pending.pop(0)
         host = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
         bad = [k for k, v in host.items() if not np.all(np.isfinite(v))]
-        if bad:
+        if bad and self.tc.on_nonfinite == "stop":
           raise self._nonfinite(done, host, bad)
+        if bad:
+          self._note_divergence(done, host, bad, diverged, progress)
         window.append(host)
 
     with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
@@ -426,6 +433,23 @@ class Trainer:
         history=self.writer.records, method=self.method, config=self.config,
         spec=self.spec, workdir=self.workdir, status=status,
         stop_signal=stop_signal)
+
+  def _note_divergence(self, step: int, host: dict[str, np.ndarray], bad: list[str],
+                       diverged: set[int | None], progress: logs.Progress) -> None:
+    """Logs replicas that turned non-finite for the first time (on_nonfinite=continue)."""
+    if self.multi:
+      seeds = {self.seeds[i] for k in bad for i in np.flatnonzero(~np.isfinite(host[k]))}
+    else:
+      seeds = {None}
+    for seed in sorted(seeds - diverged, key=lambda s: -1 if s is None else s):
+      diverged.add(seed)
+      record = {"step": step, "split": "train", "event": "nonfinite", "metrics": bad}
+      if seed is not None:
+        record["seed"] = seed
+      self.writer.write(record)
+      progress.write(f"non-finite {', '.join(bad)} at step {step}"
+                     + (f" for seed {seed}" if seed is not None else "")
+                     + "; continuing (train.on_nonfinite='continue')")
 
   def _nonfinite(self, step: int, host: dict[str, np.ndarray],
                  bad: list[str]) -> NonFiniteError:
