@@ -5,34 +5,9 @@ import numpy as np
 import pytest
 
 import jaxgen
-from jaxgen import config as config_lib
+from jaxgen.errors import ConfigError
 
-
-def tiny_vae(steps=6, **train):
-  """A small VAE on digits whose runs take about a second."""
-  config = config_lib.get_config("vae")
-  config_lib.apply_overrides(config, [
-      "model.hidden=(32,)", "model.latent_dim=2", "data.batch_size=32",
-      "optim.learning_rate=0.003", "train.progress=False", "train.final_eval=False"])
-  config.train.steps = steps
-  for key, value in train.items():
-    config.train[key] = value
-  return config
-
-
-def params_of(result, replica=None):
-  params = result.state.params
-  if replica is not None:
-    params = jax.tree.map(lambda x: x[replica], params)
-  return jax.tree.map(np.asarray, params)
-
-
-def assert_trees_close(a, b, rtol=2e-5, atol=2e-6):
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
-
-
-def assert_trees_equal(a, b):
-  jax.tree.map(np.testing.assert_array_equal, a, b)
+from tests.helpers import assert_trees_close, assert_trees_equal, params_of, tiny_vae
 
 
 def test_same_seed_is_bitwise_reproducible_and_seeds_differ():
@@ -71,12 +46,11 @@ def test_multi_seed_under_pmap_matches_single_seed():
 
 
 def test_bad_train_settings_are_rejected():
-  with pytest.raises(jaxgen.errors.ConfigError if hasattr(jaxgen, "errors") else Exception,
-                     match="strategy"):
+  with pytest.raises(ConfigError, match="strategy"):
     jaxgen.fit(tiny_vae(strategy="mpi"))
   config = tiny_vae()
   config.data.batch_size = 30
-  with pytest.raises(Exception, match="does not split over 4 devices"):
+  with pytest.raises(ConfigError, match="does not split over 4 devices"):
     jaxgen.fit(config)
-  with pytest.raises(Exception, match="train.steps must be at least 1"):
+  with pytest.raises(ConfigError, match="train.steps must be at least 1"):
     jaxgen.fit(tiny_vae(steps=0))

@@ -1,0 +1,33 @@
+"""Shared helpers for tests: tiny configs and tree comparisons."""
+
+import jax
+import numpy as np
+
+from jaxgen import config as config_lib
+
+
+def tiny_vae(steps=6, **train):
+  """A small VAE on digits whose runs take about a second."""
+  config = config_lib.get_config("vae")
+  config_lib.apply_overrides(config, [
+      "model.hidden=(32,)", "model.latent_dim=2", "data.batch_size=32",
+      "optim.learning_rate=0.003", "train.progress=False", "train.final_eval=False"])
+  config.train.steps = steps
+  for key, value in train.items():
+    config.train[key] = value
+  return config
+
+
+def params_of(result, replica=None):
+  params = result.state.params
+  if replica is not None:
+    params = jax.tree.map(lambda x: x[replica], params)
+  return jax.tree.map(np.asarray, params)
+
+
+def assert_trees_close(a, b, rtol=2e-5, atol=2e-6):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
+
+
+def assert_trees_equal(a, b):
+  jax.tree.map(np.testing.assert_array_equal, a, b)
