@@ -1,11 +1,14 @@
-"""Times nn.ConvTranspose against PhaseConvTranspose, forward and backward.
+"""Times nn.ConvTranspose against PhaseConvTranspose's two forms, forward and backward.
 
 Run: python benchmarks/conv_transpose.py [--out FILE] [--repeats N]
 
 For DCGAN-like generator layers (k=4, s=2, SAME) it times a jitted
 `value_and_grad` (w.r.t. params and input) of sum(y**2), and the forward pass
-alone, reports the median over repeats after warm-up, checks the two modules
-agree, and writes the numbers as JSON.
+alone, for nn.ConvTranspose and for PhaseConvTranspose with form="phases" (one
+stride-1 conv per output phase, the default) and form="combined" (one conv
+with all phases stacked), reports the median over repeats after warm-up, checks
+the modules agree, and writes the numbers as JSON. It also measures the
+machine's peak matmul FLOP/s in the same run, to put the timings in context.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ def bench_layer(input_shape: tuple[int, int, int], features: int, batch: int,
   x = jnp.asarray(rng.standard_normal((batch,) + input_shape, np.float32))
   modules = {
       "conv_transpose": nn.ConvTranspose(features, KERNEL, STRIDES, "SAME"),
-      "phase": PhaseConvTranspose(features, KERNEL, STRIDES, "SAME"),
+      "phase": PhaseConvTranspose(features, KERNEL, STRIDES, "SAME", form="phases"),
+      "combined": PhaseConvTranspose(features, KERNEL, STRIDES, "SAME",
+                                     form="combined"),
   }
   params = jax.jit(modules["conv_transpose"].init)(jax.random.key(0), x)
   result: dict[str, float] = {}
@@ -75,14 +80,26 @@ def bench_layer(input_shape: tuple[int, int, int], features: int, batch: int,
                                              repeats)
     result[f"{name}_forward_backward_ms"] = median_ms(
         lambda: train(params, x), repeats)
-  result["speedup_forward"] = (result["conv_transpose_forward_ms"]
-                               / result["phase_forward_ms"])
-  result["speedup_forward_backward"] = (
-      result["conv_transpose_forward_backward_ms"]
-      / result["phase_forward_backward_ms"])
-  result["max_abs_diff"] = float(
-      jnp.max(jnp.abs(outputs["phase"] - outputs["conv_transpose"])))
+  for form in ("phase", "combined"):
+    prefix = "" if form == "phase" else "combined_"
+    result[f"{prefix}speedup_forward"] = (result["conv_transpose_forward_ms"]
+                                          / result[f"{form}_forward_ms"])
+    result[f"{prefix}speedup_forward_backward"] = (
+        result["conv_transpose_forward_backward_ms"]
+        / result[f"{form}_forward_backward_ms"])
+    result[f"{prefix}max_abs_diff"] = float(
+        jnp.max(jnp.abs(outputs[form] - outputs["conv_transpose"])))
   return result
+
+
+def peak_matmul_flops(size: int = 2048, repeats: int = 5) -> float:
+  """FLOP/s of a large jitted float32 matmul on this machine, now."""
+  rng = np.random.default_rng(0)
+  a = jnp.asarray(rng.standard_normal((size, size), np.float32))
+  b = jnp.asarray(rng.standard_normal((size, size), np.float32))
+  matmul = jax.jit(jnp.matmul)
+  seconds = median_ms(lambda: matmul(a, b), repeats) / 1e3
+  return 2 * size**3 / seconds
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -108,13 +125,19 @@ def main(argv: Sequence[str] | None = None) -> None:
       "strides": list(STRIDES),
       "loss": "sum(y**2), grads w.r.t. params and input",
       "repeats": args.repeats,
+      "peak_matmul_flops": peak_matmul_flops(),
+      "forms": {"phase": "PhaseConvTranspose(form='phases'): one stride-1 conv "
+                         "per output phase (the default for strides > 1)",
+                "combined": "PhaseConvTranspose(form='combined'): one conv "
+                            "with all phases stacked on the output channels"},
       "layers": {},
   }
   print(f"jax {jax.__version__} on {report['device']}, batch {args.batch}, "
         f"median of {args.repeats}")
-  header = (f"{'layer':30s} {'fwd+bwd ConvT':>14s} {'fwd+bwd phase':>14s} "
-            f"{'speed-up':>9s} {'fwd ConvT':>10s} {'fwd phase':>10s} "
-            f"{'speed-up':>9s}")
+  print(f"peak matmul: {report['peak_matmul_flops'] / 1e9:.1f} GFLOP/s")
+  header = (f"{'layer':30s} {'fwd+bwd ConvT':>14s} {'fwd+bwd phases':>14s} "
+            f"{'speed-up':>9s} {'combined':>9s} {'fwd ConvT':>10s} "
+            f"{'fwd phases':>10s} {'speed-up':>9s} {'combined':>9s}")
   print(header)
   for name, input_shape, features in LAYERS:
     layer = bench_layer(input_shape, features, args.batch, args.repeats)
@@ -122,9 +145,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{name:30s} {layer['conv_transpose_forward_backward_ms']:12.2f}ms "
           f"{layer['phase_forward_backward_ms']:12.2f}ms "
           f"{layer['speedup_forward_backward']:8.1f}x "
+          f"{layer['combined_speedup_forward_backward']:8.1f}x "
           f"{layer['conv_transpose_forward_ms']:8.2f}ms "
           f"{layer['phase_forward_ms']:8.2f}ms "
-          f"{layer['speedup_forward']:8.1f}x", flush=True)
+          f"{layer['speedup_forward']:8.1f}x "
+          f"{layer['combined_speedup_forward']:8.1f}x", flush=True)
 
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:

@@ -1,22 +1,30 @@
-"""Transposed convolution as one stride-1 convolution plus a depth-to-space.
+"""Transposed convolution as stride-1 convolutions over the output phases.
 
 On CPU the backward pass of `lax.conv_transpose` (what `nn.ConvTranspose`
 lowers to), its kernel gradient above all, is slow. Each output position
 o = s * q + p only sees the kernel taps j = (pad_a - p) mod s (+ multiples of
 s), so every output phase p is a stride-1 correlation of the undilated input
-with a sub-kernel W[j_p::s]. Stacking all phases along the output-channel axis
-gives one ordinary convolution whose result is interleaved back into space.
-The parameters are those of `nn.ConvTranspose`, so checkpoints move freely
-between the two. benchmarks/conv_transpose.py measures the trade: forward plus
-backward is several times faster on DCGAN-sized layers, the forward pass alone
-is slower (the combined kernel holds zeros where a phase has fewer taps).
+with a sub-kernel W[j_p::s]. `PhaseConvTranspose` computes each phase as its
+own stride-1 convolution with exactly its taps (four 2x2 convs for k=4, s=2)
+and interleaves the results into space (`form="phases"`, the default). The
+alternative `form="combined"` stacks all phases into one convolution whose
+kernel spans every phase's taps, zeros included (a 3x3 kernel per phase for
+k=4, s=2: 2.25x the multiply-adds). The parameters are those of
+`nn.ConvTranspose`, so checkpoints move freely between the three.
+
+benchmarks/conv_transpose.py measures the trade (results/conv_transpose.json,
+batch 64, 2 shared CPU cores): forward plus backward of the per-phase form is
+1.0-14x faster than nn.ConvTranspose and faster than or equal to the combined
+form on every layer timed; the forward pass alone ranges from 0.5x to 2x of
+nn.ConvTranspose, so a forward-only workload (sampling) may prefer the latter.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -30,6 +38,7 @@ Array = jax.Array
 PaddingLike = str | int | Sequence[int | tuple[int, int]]
 
 _PADDING_MODES = ("SAME", "VALID")
+FORMS = ("auto", "phases", "combined")
 
 
 def depth_to_space(x: Array, block: int | Sequence[int]) -> Array:
@@ -99,34 +108,51 @@ def _canonical_padding(padding: PaddingLike, rank: int
       f"{choices(_PADDING_MODES)}, an int, or {rank} (low, high) pairs")
 
 
+class _Phase(NamedTuple):
+  """One output phase p of one spatial dimension of a transposed convolution.
+
+  out[s*q + p] = sum_{t < taps} x[q + offset + t] * W[first_tap + s*t].
+  """
+
+  first_tap: int
+  taps: int
+  offset: int
+
+
+def _phases(size: int, kernel: int, stride: int, pad_a: int, pad_b: int
+            ) -> tuple[list[_Phase], int, int]:
+  """The phases of one spatial dimension, the rows per phase and the output length."""
+  out_size = (size - 1) * stride + 1 + pad_a + pad_b - kernel + 1
+  if out_size <= 0:
+    raise ConfigError(
+        f"PhaseConvTranspose output would be empty: input size {size}, kernel "
+        f"{kernel}, stride {stride}, padding ({pad_a}, {pad_b})")
+  phases = []
+  for p in range(stride):
+    first_tap = (pad_a - p) % stride
+    taps = max(0, -(-(kernel - first_tap) // stride))
+    phases.append(_Phase(first_tap, taps, (p + first_tap - pad_a) // stride))
+  return phases, -(-out_size // stride), out_size
+
+
 def _phase_plan(size: int, kernel: int, stride: int, pad_a: int, pad_b: int
                 ) -> tuple[np.ndarray, tuple[int, int], int]:
-  """Plans one spatial dimension of the phase decomposition.
+  """Plans one spatial dimension of the combined (one-convolution) form.
 
   Returns `(index, (pad_low, pad_high), out_size)`: `index[u, p]` is the tap of
   the original kernel that the combined kernel holds at offset u for phase p
   (`kernel` means "no tap", a zero), the padding of the undilated input for the
   stride-1 convolution, and the length of the transposed-conv output.
   """
-  out_size = (size - 1) * stride + 1 + pad_a + pad_b - kernel + 1
-  if out_size <= 0:
-    raise ConfigError(
-        f"PhaseConvTranspose output would be empty: input size {size}, kernel "
-        f"{kernel}, stride {stride}, padding ({pad_a}, {pad_b})")
-  # out[s*q + p] = sum_t x[q + c_p + t] * W[j_p + s*t], t < taps_p.
-  first_tap = [(pad_a - p) % stride for p in range(stride)]
-  taps = [max(0, -(-(kernel - j) // stride)) for j in first_tap]
-  offset = [(p + j - pad_a) // stride for p, j in enumerate(first_tap)]
-  active = [p for p in range(stride) if taps[p]]
-  start = min(offset[p] for p in active)
-  end = max(offset[p] + taps[p] for p in active)
+  phases, phase_rows, out_size = _phases(size, kernel, stride, pad_a, pad_b)
+  active = [phase for phase in phases if phase.taps]
+  start = min(phase.offset for phase in active)
+  end = max(phase.offset + phase.taps for phase in active)
   width = end - start
   index = np.full((width, stride), kernel, dtype=np.int32)
-  for p in active:
-    shift = offset[p] - start
-    for t in range(taps[p]):
-      index[shift + t, p] = first_tap[p] + stride * t
-  phase_rows = -(-out_size // stride)
+  for p, phase in enumerate(phases):
+    for t in range(phase.taps):
+      index[phase.offset - start + t, p] = phase.first_tap + stride * t
   # Rows q in [0, phase_rows) read input q + start + u, u < width.
   padding = (-start, phase_rows - 1 + end - 1 - (size - 1))
   return index, padding, out_size
@@ -156,8 +182,33 @@ def _combined_kernel(kernel: Array, indices: Sequence[np.ndarray]) -> Array:
   return gathered.reshape(*widths, cin, math.prod(strides) * cout)
 
 
+def _conv_per_phase(inputs: Array, kernel: Array, kernel_size: Sequence[int],
+                    strides: Sequence[int], pads: Sequence[tuple[int, int]],
+                    conv) -> tuple[Array, list[int]]:
+  """All output phases, each a stride-1 conv with its own taps, stacked on channels.
+
+  Returns [N, *phase_rows, prod(s) * Cout] (phases outer, row-major, as
+  `depth_to_space` reads them) and the transposed-conv output lengths.
+  """
+  plans = [_phases(n, k, s, *pad) for n, k, s, pad in
+           zip(inputs.shape[1:-1], kernel_size, strides, pads)]
+  rows = [plan[1] for plan in plans]
+  outputs = []
+  for phase in itertools.product(*[plan[0] for plan in plans]):
+    if any(p.taps == 0 for p in phase):  # no tap reaches this phase: zeros
+      outputs.append(jnp.zeros((inputs.shape[0], *rows, kernel.shape[-1]),
+                               jnp.result_type(inputs, kernel)))
+      continue
+    sub_kernel = kernel[tuple(slice(p.first_tap, p.first_tap + s * p.taps, s)
+                              for p, s in zip(phase, strides))]
+    padding = [(-p.offset, q - 1 + p.offset + p.taps - 1 - (n - 1))
+               for p, q, n in zip(phase, rows, inputs.shape[1:-1])]
+    outputs.append(conv(sub_kernel, padding))
+  return jnp.concatenate(outputs, axis=-1), [plan[2] for plan in plans]
+
+
 class PhaseConvTranspose(nn.Module):
-  """Drop-in `nn.ConvTranspose` computed as one conv plus a depth-to-space.
+  """Drop-in `nn.ConvTranspose` computed as stride-1 convs plus a depth-to-space.
 
   Same attributes, parameter names and shapes (`kernel` [*k, Cin, Cout],
   `bias` [Cout]) and outputs as `nn.ConvTranspose` with
@@ -176,6 +227,10 @@ class PhaseConvTranspose(nn.Module):
   precision: Any = None
   kernel_init: Any = nn.initializers.lecun_normal()
   bias_init: Any = nn.initializers.zeros_init()
+  # "phases": one stride-1 conv per output phase with exactly its taps;
+  # "combined": one conv whose kernel stacks all phases (zeros where a phase
+  # has fewer taps); "auto": phases whenever a stride exceeds 1.
+  form: str = "auto"
 
   @nn.compact
   def __call__(self, inputs: Array) -> Array:
@@ -218,23 +273,33 @@ class PhaseConvTranspose(nn.Module):
     pads = [_transpose_padding(k, s, padding if isinstance(padding, str)
                                else padding[d])
             for d, (k, s) in enumerate(zip(kernel_size, strides))]
-    plans = [_phase_plan(n, k, s, *pad) for n, k, s, pad in
-             zip(inputs.shape[1:-1], kernel_size, strides, pads)]
-    indices = [plan[0] for plan in plans]
-    combined = _combined_kernel(kernel, indices)
-
+    form = self.form
+    if form not in FORMS:
+      raise ConfigError(f"PhaseConvTranspose form {form!r} is not one of {choices(FORMS)}")
+    if form == "auto":
+      form = "combined" if all(s == 1 for s in strides) else "phases"
     spatial = tuple(range(1, rank + 1))
     dimension_numbers = lax.ConvDimensionNumbers(
         lhs_spec=(0, rank + 1) + spatial,
         rhs_spec=(rank + 1, rank) + tuple(range(rank)),
         out_spec=(0, rank + 1) + spatial)
-    y = lax.conv_general_dilated(
-        inputs, combined, window_strides=(1,) * rank,
-        padding=[plan[1] for plan in plans],
-        dimension_numbers=dimension_numbers, precision=self.precision)
+
+    def conv(weights: Array, padding: Sequence[tuple[int, int]]) -> Array:
+      return lax.conv_general_dilated(
+          inputs, weights, window_strides=(1,) * rank, padding=padding,
+          dimension_numbers=dimension_numbers, precision=self.precision)
+
+    if form == "combined":
+      plans = [_phase_plan(n, k, s, *pad) for n, k, s, pad in
+               zip(inputs.shape[1:-1], kernel_size, strides, pads)]
+      y = conv(_combined_kernel(kernel, [plan[0] for plan in plans]),
+               [plan[1] for plan in plans])
+      out_sizes = [plan[2] for plan in plans]
+    else:
+      y, out_sizes = _conv_per_phase(inputs, kernel, kernel_size, strides, pads, conv)
     y = depth_to_space(y, strides)
     # Phase rows are rounded up to whole strides; drop the overhang.
-    y = y[(slice(None),) + tuple(slice(0, plan[2]) for plan in plans)]
+    y = y[(slice(None),) + tuple(slice(0, size) for size in out_sizes)]
 
     if bias is not None:
       y = y + bias

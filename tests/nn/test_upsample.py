@@ -36,12 +36,16 @@ def _inputs_and_params(x_shape, kernel_size, features, seed=0, use_bias=True):
 
 
 def _check_forward(x_shape, features, kernel_size, strides, padding="SAME"):
+  """Both forms (one conv per phase; one combined conv) against the oracle."""
   reference, phase = _pair(kernel_size, strides, padding, features=features)
+  combined = phase.clone(form="combined")
   x, params = _inputs_and_params(x_shape, kernel_size, features)
-  expected, actual = jax.jit(
-      lambda p, x: (reference.apply(p, x), phase.apply(p, x)))(params, x)
-  assert actual.shape == expected.shape
-  np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=ATOL)
+  expected, actual, actual_combined = jax.jit(
+      lambda p, x: (reference.apply(p, x), phase.apply(p, x),
+                    combined.apply(p, x)))(params, x)
+  for out in (actual, actual_combined):
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, atol=ATOL, rtol=ATOL)
 
 
 @pytest.mark.parametrize(
@@ -115,10 +119,11 @@ def test_gradients_match_conv_transpose(kernel_size, strides, x_shape):
 
   grads = jax.jit(jax.grad(loss, argnums=(1, 2)), static_argnums=0)
   expected = grads(reference, params, x)
-  actual = grads(phase, params, x)
-  jax.tree.map(
-      lambda a, e: np.testing.assert_allclose(a, e, atol=1e-4, rtol=1e-5),
-      actual, expected)
+  for module in (phase, phase.clone(form="combined")):
+    actual = grads(module, params, x)
+    jax.tree.map(
+        lambda a, e: np.testing.assert_allclose(a, e, atol=1e-4, rtol=1e-5),
+        actual, expected)
 
 
 def test_params_are_interchangeable_with_conv_transpose():
@@ -178,6 +183,12 @@ def test_jit_and_vmap_over_params():
 def test_unsupported_padding_raises(padding):
   phase = PhaseConvTranspose(2, (3, 3), strides=(2, 2), padding=padding)
   with pytest.raises(ConfigError, match="padding"):
+    jax.eval_shape(phase.init, jax.random.key(0), jnp.zeros((1, 3, 3, 1)))
+
+
+def test_unknown_form_raises():
+  phase = PhaseConvTranspose(2, (3, 3), strides=(2, 2), form="fft")
+  with pytest.raises(ConfigError, match="form 'fft' is not one of"):
     jax.eval_shape(phase.init, jax.random.key(0), jnp.zeros((1, 3, 3, 1)))
 
 
