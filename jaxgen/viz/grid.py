@@ -42,8 +42,8 @@ def save_image_grid(path: str | pathlib.Path, images: np.ndarray,
                     scale: int = 0) -> pathlib.Path:
   """Writes an image grid as PNG, upscaled so small images stay visible."""
   grid = image_grid(images, columns, value_range=value_range)
-  if not scale:  # aim for at least ~256 px across for 8x8 digits
-    scale = max(1, 256 // max(grid.shape[1], 1))
+  if not scale:  # aim for roughly 512 px across, so 8x8 digits stay visible
+    scale = max(1, 512 // max(grid.shape[1], 1))
   grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)

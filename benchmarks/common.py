@@ -1,0 +1,92 @@
+"""Shared pieces of the benchmarks: the machine's peak, timing, JSON output.
+
+Every benchmark measures the machine's peak matmul FLOP/s in the same run, so
+its achieved FLOP/s can be read as a share of what this machine can do now.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
+  """Median wall time of `fn()` (blocked until ready) after `warmup` calls."""
+  for _ in range(warmup):
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def peak_matmul_flops(size: int = 2048, dtype=jnp.float32, repeats: int = 5) -> float:
+  """Best FLOP/s of a large jitted matmul chain: the practical peak here."""
+  x = jnp.ones((size, size), dtype) / size
+  chain = 4
+
+  @jax.jit
+  def matmuls(a):
+    for _ in range(chain):
+      a = a @ x
+    return a
+
+  jax.block_until_ready(matmuls(x))
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(matmuls(x))
+    best = min(best, time.perf_counter() - start)
+  return chain * 2 * size**3 / best
+
+
+def compiled_flops(jitted: Any, *args: Any) -> float | None:
+  """XLA's FLOP count of one call of a jitted function (None if unknown)."""
+  analysis = jitted.lower(*args).compile().cost_analysis()
+  if isinstance(analysis, list):
+    analysis = analysis[0] if analysis else {}
+  flops = (analysis or {}).get("flops")
+  return float(flops) if flops else None
+
+
+def machine() -> dict[str, Any]:
+  """Where the numbers were taken."""
+  devices = jax.devices()
+  return {
+      "platform": platform.platform(),
+      "processor": platform.processor() or platform.machine(),
+      "cpu_count": os.cpu_count(),
+      "jax": jax.__version__,
+      "backend": jax.default_backend(),
+      "devices": [d.device_kind for d in devices],
+      "date": time.strftime("%Y-%m-%d"),
+  }
+
+
+def peak_rss_mib() -> float:
+  """This process's peak resident memory so far (MiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write(name: str, payload: dict[str, Any], out: str | None = None) -> pathlib.Path:
+  """Writes results JSON to `out` or benchmarks/results/NAME.json and prints it."""
+  path = pathlib.Path(out) if out else RESULTS / f"{name}.json"
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(payload, indent=2) + "\n")
+  print(json.dumps(payload, indent=2))
+  print(f"wrote {path}")
+  return path
