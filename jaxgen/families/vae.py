@@ -145,8 +145,8 @@ def importance_weighted_bound(log_weights: Callable[[jax.Array], jax.Array],
 
   Burda et al. 2016, eq. 8, with w_j = p(x, z_j) / q(z_j | x) and z_j the
   reparameterised sample of ε_j ~ N(0, I). `log_weights(eps)` maps
-  eps: [C, B, latent_dim] to [C, B]. Sample j uses
-  `rng.normal(fold_in(key, j), (B, latent_dim))`, so the estimate does not
+  eps: [C, B, latent_dim] to [C, B]. Sample j of example i is drawn from
+  `fold_in(example_key_i, j)` (`importance_noise`), so the estimate does not
   depend on `chunk_size` or the device count, and the first k samples of a
   K-sample estimate are those of the k-sample one. Chunks run in a `lax.scan`
   with a running log-sum-exp: memory grows with `chunk_size`, not K. K = 1 is
@@ -158,13 +158,12 @@ def importance_weighted_bound(log_weights: Callable[[jax.Array], jax.Array],
   chunk_size = min(chunk_size, num_samples)
   num_chunks = -(-num_samples // chunk_size)
 
-  def draw(j: jax.Array) -> jax.Array:
-    return rng.normal(jax.random.fold_in(key, j), (batch_size, latent_dim))
+  example_keys = rng.example_keys(key, batch_size)
 
   def body(carry, chunk):
     running_max, running_sum = carry
     indices = chunk * chunk_size + jnp.arange(chunk_size)
-    eps = jax.vmap(draw)(indices)
+    eps = _noise(example_keys, indices, latent_dim)
     log_w = log_weights(eps)
     # The last chunk may run past K; its extra samples weigh nothing.
     log_w = jnp.where((indices < num_samples)[:, None], log_w, -jnp.inf)
@@ -176,6 +175,20 @@ def importance_weighted_bound(log_weights: Callable[[jax.Array], jax.Array],
   init = (jnp.full((batch_size,), -jnp.inf), jnp.zeros((batch_size,)))
   (running_max, running_sum), _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
   return running_max + jnp.log(running_sum) - math.log(num_samples)
+
+
+def _noise(example_keys: jax.Array, indices: jax.Array, latent_dim: int) -> jax.Array:
+  """eps[c, i] ~ N(0, I) from fold_in(example_keys[i], indices[c]): [C, B, latent_dim]."""
+  def one(j: jax.Array) -> jax.Array:
+    return jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, j),
+                                                (latent_dim,)))(example_keys)
+  return jax.vmap(one)(indices)
+
+
+def importance_noise(key: jax.Array, *, batch_size: int, latent_dim: int,
+                     indices: jax.Array) -> jax.Array:
+  """The noise `importance_weighted_bound` uses for samples `indices`: [C, B, d]."""
+  return _noise(rng.example_keys(key, batch_size), jnp.asarray(indices), latent_dim)
 
 
 def check_config(config: ml_collections.ConfigDict, spec: Any,
