@@ -41,6 +41,8 @@ from jaxgen.viz import grid
 EVAL_SALT = 0x0E7A1
 SAMPLE_SALT = 0x5A3B1
 COVERAGE_SALT = 0xC0FE1
+# Metrics are fetched from the devices in groups of this many steps.
+_SYNC_EVERY = 8
 
 
 @dataclasses.dataclass
@@ -358,10 +360,17 @@ class Trainer:
 
     diverged: set[int | None] = set()
 
-    def drain() -> None:
-      while pending:
-        done, metrics = pending.pop(0)
-        host = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+    def drain(leave: int = 0) -> None:
+      """Checks and collects the metrics of all pending steps but the last `leave`.
+
+      One transfer for them all; each step is still checked, so a NaN is
+      reported at the step where it appeared.
+      """
+      ready = pending[:len(pending) - leave]
+      fetched = jax.device_get([metrics for _, metrics in ready])
+      for (done, _), values in zip(ready, fetched):
+        pending.pop(0)
+        host = {k: np.asarray(v) for k, v in values.items()}
         bad = [k for k, v in host.items() if not np.all(np.isfinite(v))]
         if bad and self.tc.on_nonfinite == "stop":
           raise self._nonfinite(done, host, bad)
@@ -375,9 +384,12 @@ class Trainer:
       for step in range(start + 1, total + 1):
         batch = self.strategy.put_batch(self._next(iterators))
         state, metrics = step_fn(state, batch)
-        drain()  # the previous step's metrics; the devices are busy with this one
         pending.append((step, metrics))
-        progress.update(step, _last_loss(window))
+        if len(pending) > _SYNC_EVERY:
+          # Read metrics a few steps late, so the host never waits for the
+          # step it has just dispatched and the devices stay busy.
+          drain(leave=1)
+          progress.update(step, _last_loss(window))
         interrupted = stop.received is not None
         is_last = step == total
         if not (interrupted or is_last or _due(step, self.tc.log_every)
