@@ -6,12 +6,9 @@ import math
 import pathlib
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never open a window
-
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
+import matplotlib.image
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 1,
@@ -48,9 +45,9 @@ def save_image_grid(path: str | pathlib.Path, images: np.ndarray,
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   if grid.shape[-1] == 1:
-    plt.imsave(path, grid[..., 0], cmap="gray", vmin=0, vmax=255)
+    matplotlib.image.imsave(path, grid[..., 0], cmap="gray", vmin=0, vmax=255)
   else:
-    plt.imsave(path, grid)
+    matplotlib.image.imsave(path, grid)
   return path
 
 
@@ -59,7 +56,9 @@ def save_scatter(path: str | pathlib.Path, samples: np.ndarray,
                  modes: np.ndarray | None = None, title: str = "") -> pathlib.Path:
   """Writes a 2-D scatter of samples over reference data (and mode centres)."""
   samples = np.asarray(samples)
-  fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+  # A bare Figure (no pyplot): no GUI backend is touched, in scripts or notebooks.
+  fig = Figure(figsize=(4.5, 4.5), dpi=100)
+  ax = fig.add_subplot()
   if reference is not None:
     ax.scatter(reference[:, 0], reference[:, 1], s=2, c="0.7", label="data")
   ax.scatter(samples[:, 0], samples[:, 1], s=3, c="tab:blue", label="samples")
@@ -73,7 +72,6 @@ def save_scatter(path: str | pathlib.Path, samples: np.ndarray,
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path)
-  plt.close(fig)
   return path
 
 
