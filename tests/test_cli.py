@@ -92,6 +92,8 @@ def test_train_writes_the_run(trained_run):
   # The progress bar shows the step count, the loss and the rate.
   assert "40/40" in done.stderr and "loss=" in done.stderr and "step/s" in done.stderr
   assert f"wrote {workdir / 'samples.png'}" in done.stdout
+  # tensorboardX is in the test extras, so event files are written too.
+  assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_eval_is_deterministic_and_repeats_the_final_record(capsys, trained_run):
