@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import importlib.util
 import pathlib
 import re
 
@@ -21,11 +22,21 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 @functools.lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-  """sklearn's 1,797 8x8 digits as uint8 [N, 8, 8, 1] (values 0..16) and int32 labels."""
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
-  digits = load_digits()
-  x = digits.images.astype(np.uint8)[..., None]
-  labels = digits.target.astype(np.int32)
+  """sklearn's 1,797 8x8 digits as uint8 [N, 8, 8, 1] (values 0..16) and int32 labels.
+
+  Read straight from the CSV file that scikit-learn ships, found without
+  importing sklearn: `import sklearn` pulls in scipy.stats and costs seconds at
+  every start, the file itself 30 ms. (tests/data check it against load_digits.)
+  """
+  spec = importlib.util.find_spec("sklearn")
+  if spec is None or not spec.submodule_search_locations:
+    raise DataError("the digits dataset needs scikit-learn: pip install scikit-learn")
+  path = (pathlib.Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+          / "digits.csv.gz")
+  with gzip.open(path, "rt") as f:
+    table = np.loadtxt(f, delimiter=",", dtype=np.float64)
+  x = table[:, :-1].reshape(-1, 8, 8, 1).astype(np.uint8)
+  labels = table[:, -1].astype(np.int32)
   x.setflags(write=False)
   labels.setflags(write=False)
   return x, labels
