@@ -1,0 +1,248 @@
+"""The `ddpm` and `latent_diffusion` methods end to end, guidance identities, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgen
+from jaxgen import config as config_lib
+from jaxgen import data as data_lib
+from jaxgen import registry
+from jaxgen.engine import rng
+from jaxgen.errors import ConfigError
+from jaxgen.families.diffusion import method as diffusion
+from jaxgen.families.diffusion import schedules
+
+TINY_UNET = ["model.channels=8", "model.channel_mults=(1,)", "model.num_res_blocks=1",
+             "model.attention_resolutions=()", "model.norm_groups=4", "model.timesteps=50",
+             "model.sample_steps=5"]
+TINY_MLP = ["model.hidden=32", "model.depth=1", "model.timesteps=50", "model.sample_steps=10"]
+TOY = TINY_MLP + ["train.log_every=25", "train.coverage_samples=200", "data.batch_size=64",
+                  "data.num_examples=2000"]
+
+
+def small(method="ddpm", data=None, steps=3, overrides=()):
+  config = config_lib.get_config(method, data)
+  config_lib.apply_overrides(config, [
+      "data.batch_size=32", "train.progress=False", "train.num_samples=0",
+      f"train.steps={steps}", *overrides])
+  return config
+
+
+def perturbed(state, scale=0.05):
+  """The state with noisy EMA weights, so conditional and unconditional outputs differ."""
+  leaves, tree = jax.tree.flatten(state.model_state["ema"])
+  keys = jax.random.split(jax.random.PRNGKey(42), len(leaves))
+  leaves = [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+  return state.replace(model_state={**state.model_state,
+                                    "ema": jax.tree.unflatten(tree, leaves)})
+
+
+@pytest.fixture(scope="module")
+def unet_run():
+  """The U-Net on digits, two steps, with the full bound on the test split."""
+  return jaxgen.fit(small(steps=2, overrides=TINY_UNET))
+
+
+@pytest.fixture(scope="module")
+def cfg_run():
+  """The MLP denoiser with classifier-free guidance on ring8 (labels = modes), 150 steps."""
+  return jaxgen.fit(small(data="toy2d:ring8", steps=150,
+                          overrides=TOY + ["model.guidance=classifier_free"]))
+
+
+@pytest.fixture(scope="module")
+def classifier_run():
+  """The MLP denoiser with a noise-conditional classifier on ring8, 150 steps."""
+  return jaxgen.fit(small(data="toy2d:ring8", steps=150,
+                          overrides=TOY + ["model.guidance=classifier"]))
+
+
+def test_digits_run_reports_the_whole_bound(unet_run):
+  evaluation = unet_run.metrics["eval"]
+  parts = ("prior_bits_per_dim", "diffusion_bits_per_dim", "decoder_bits_per_dim")
+  assert evaluation["nll_bound_bits_per_dim"] == pytest.approx(
+      sum(evaluation[p] for p in parts), rel=1e-6)
+  # Discrete data: every term is a KL or −log P(bin), so all are non-negative.
+  assert all(evaluation[p] >= 0 for p in parts)
+  record = [r for r in unet_run.history if r["split"] == "test"][-1]
+  assert record["protocol"]["num_examples"] == unet_run.spec.num_test
+  assert "17 levels" in record["protocol"]["decoder"]
+  assert "T=50" in record["protocol"]["estimator"]
+  samples = np.asarray(jax.jit(lambda s, k: unet_run.method.sample(s, k, 3))(
+      perturbed(unet_run.state), jax.random.PRNGKey(0)))
+  assert samples.shape == (3, 8, 8, 1)
+  assert samples.min() >= -1.0 and samples.max() <= 1.0
+
+
+def test_train_loss_is_the_epsilon_mse_of_the_step_draws(cfg_run):
+  method, state, config = cfg_run.method, cfg_run.state, cfg_run.config
+  dataset = data_lib.from_config(config.data)
+  batch = next(data_lib.train_iterator(dataset, batch_size=64, seed=5))
+  _, metrics = jax.jit(method.train_step)(state, batch)
+  # The oracle: the same draws, by hand, from the step's keys.
+  keys = state.keys("time", "noise", "labels", "codec")
+  t = np.asarray(rng.randint(keys["time"], (64,), 0, 50))
+  noise = np.asarray(rng.normal(keys["noise"], (64, 2)), np.float64)
+  drop = np.asarray(rng.bernoulli(keys["labels"], 0.1, (64,)))
+  assert 0 < drop.sum() < 64
+  labels = np.where(drop, 8, batch["label"])  # label 8 = "no label" for 8 modes
+  alpha_bar = schedules.get("linear", 50).alpha_bars[t][:, None]
+  lo, hi = cfg_run.spec.value_range
+  x0 = 2.0 * (np.asarray(batch["x"], np.float64) - lo) / (hi - lo) - 1.0
+  x_t = np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * noise
+  net = diffusion.make_denoiser(config.model, (2,), 8)
+  eps_hat, _ = jax.jit(net.apply)({"params": state.params["denoiser"]},
+                                  jnp.asarray(x_t, jnp.float32), jnp.asarray(t),
+                                  jnp.asarray(labels))
+  expected = np.mean((noise - np.asarray(eps_hat, np.float64)) ** 2)
+  assert float(metrics["loss"]) == pytest.approx(expected, rel=1e-5)
+  assert float(metrics["simple"]) == float(metrics["loss"])
+
+
+def test_classifier_free_guidance_identities_are_exact(cfg_run):
+  method, state = cfg_run.method, perturbed(cfg_run.state)
+  key = jax.random.PRNGKey(3)
+  labels = jnp.arange(64, dtype=jnp.int32) % 8
+  guided = jax.jit(lambda s, k, y, w: method.sample(s, k, 64, labels=y, guidance=w))
+  unguided = jax.jit(lambda s, k, y: method.sample(s, k, 64, labels=y, guidance=None))
+  unconditional = np.asarray(unguided(state, key, -jnp.ones(64, jnp.int32)))
+  conditional = np.asarray(unguided(state, key, labels))
+  assert np.abs(unconditional - conditional).max() > 1e-2  # the test is not vacuous
+  # w = 0 is the unconditional model and w = 1 the conditional one, bit for bit.
+  np.testing.assert_array_equal(np.asarray(guided(state, key, labels, 0.0)), unconditional)
+  np.testing.assert_array_equal(np.asarray(guided(state, key, labels, 1.0)), conditional)
+  assert np.abs(np.asarray(guided(state, key, labels, 3.0)) - conditional).max() > 1e-2
+  # Default sampling: labels 0, 1, ... cycling over the classes, w = guidance_scale.
+  default = jax.jit(lambda s, k: method.sample(s, k, 64))(state, key)
+  np.testing.assert_array_equal(np.asarray(default),
+                                np.asarray(guided(state, key, labels, 2.0)))
+
+
+def test_loss_falls_and_samples_cover_the_ring(cfg_run):
+  train = [r for r in cfg_run.history if r["split"] == "train"]
+  assert train[-1]["loss"] < 0.8 * train[0]["loss"], [r["loss"] for r in train]
+  assert 0 <= cfg_run.metrics["eval"]["modes_covered"] <= 8
+  protocol = [r for r in cfg_run.history if r["split"] == "test"][-1]["protocol"]
+  assert protocol["decoder"] == "Gaussian density"
+  assert protocol["conditioning"].startswith("−log p(x | y)")
+
+
+def test_classifier_learns_and_guides(classifier_run):
+  train = [r for r in classifier_run.history if r["split"] == "train"]
+  assert train[-1]["classifier_loss"] < train[0]["classifier_loss"] - 0.05
+  method, state = classifier_run.method, classifier_run.state
+  key = jax.random.PRNGKey(1)
+  labels = jnp.zeros(256, jnp.int32)
+  guided = jax.jit(lambda s, k, w: method.sample(s, k, 256, labels=labels, guidance=w))
+  unguided = np.asarray(jax.jit(lambda s, k: method.sample(
+      s, k, 256, labels=labels, guidance=None))(state, key))
+  np.testing.assert_array_equal(np.asarray(guided(state, key, 0.0)), unguided)
+  # Guided towards mode 0, more samples land nearest to its centre.
+  modes = classifier_run.spec.modes
+  share = lambda x: np.mean(np.argmin(np.linalg.norm(  # noqa: E731
+      np.asarray(x)[:, None] - modes[None], axis=-1), axis=-1) == 0)
+  assert share(guided(state, key, 5.0)) > share(unguided) + 0.1
+
+
+def test_eager_progress_sampling_equals_the_compiled_sampler(classifier_run):
+  method, state = classifier_run.method, classifier_run.state
+  key = jax.random.PRNGKey(2)
+  compiled = jax.jit(lambda s, k: method.sample(s, k, 16, sampler="ddpm", steps=50,
+                                                guidance=None))(state, key)
+  eager = method.sample(state, key, 16, sampler="ddpm", steps=50, guidance=None,
+                        progress=True)
+  np.testing.assert_allclose(np.asarray(eager), np.asarray(compiled), atol=1e-5)
+
+
+VARIANTS = [
+    ("digits", TINY_UNET + ["model.prediction=v", "model.loss=hybrid",
+                            "model.variance=learned", "model.schedule=cosine",
+                            "model.guidance=classifier_free"]),
+    ("toy2d:ring8", TINY_MLP + ["model.prediction=x0", "model.loss=vlb",
+                                "model.variance=fixed_large", "model.sampler=ddpm",
+                                "model.conditional=True"]),
+    ("digits", TINY_MLP + ["model.architecture=mlp", "model.guidance=classifier",
+                           "data.binarize=dynamic", "data.scale=auto"]),
+]
+
+
+@pytest.mark.parametrize("data,overrides", VARIANTS)
+def test_variants_trace_under_jit(data, overrides):
+  config = small(data=data, overrides=overrides)
+  spec = data_lib.from_config(config.data).spec
+  method = registry.get("ddpm").make(config, spec)
+  batch = _zero_batch(spec)
+  key = jax.random.PRNGKey(0)
+  state = jax.eval_shape(method.init, key, batch)
+  jax.jit(method.train_step).lower(state, batch)
+  jax.jit(method.evaluate).lower(state, batch, key)
+  jax.jit(lambda s, k: method.sample(s, k, 4)).lower(state, key)
+  out = jax.eval_shape(method.train_step, state, batch)[1]
+  assert "loss" in out and "grad_norm" in out
+  if "model.loss=hybrid" in overrides:
+    assert "vlb" in out
+
+
+def _zero_batch(spec):
+  batch = {"x": jnp.zeros((32,) + tuple(spec.shape))}
+  if spec.num_classes:
+    batch["label"] = jnp.zeros((32,), jnp.int32)
+  return batch
+
+
+def test_latent_diffusion_trains_in_a_vae_code_space(tmp_path):
+  vae_config = config_lib.get_config("vae")
+  config_lib.apply_overrides(vae_config, [
+      "model.hidden=(16,)", "model.latent_dim=2", "data.batch_size=32",
+      "train.progress=False", "train.num_samples=0", "train.steps=2",
+      "model.likelihood=gaussian", "data.binarize=none"])
+  jaxgen.fit(vae_config, workdir=tmp_path / "vae")
+  config = small("latent_diffusion", steps=2, overrides=TINY_MLP + [
+      f"model.autoencoder_workdir={tmp_path / 'vae'}"])
+  result = jaxgen.fit(config)
+  assert float(result.state.model_state["latent_scale"]) > 0
+  samples = result.method.sample(result.state, jax.random.PRNGKey(0), 5)
+  assert samples.shape == (5, 8, 8, 1)
+  evaluation = result.metrics["eval"]
+  assert np.isfinite(evaluation["nll_bound_bits_per_dim"])
+  protocol = [r for r in result.history if r["split"] == "test"][-1]["protocol"]
+  assert protocol["autoencoder"]["method"] == "vae"
+  assert protocol["autoencoder"]["code_shape"] == [2]
+  assert "not a bound on the image likelihood" in protocol["units"]
+  # The autoencoder's data must be this run's data.
+  config.data.scale = "symmetric"
+  spec = data_lib.from_config(config.data).spec
+  with pytest.raises(ConfigError, match="use the autoencoder's data settings"):
+    registry.get("latent_diffusion").make(config, spec)
+
+
+@pytest.mark.parametrize("method,data,overrides,fragment", [
+    ("ddpm", None, ["model.prediction=score"], "model.prediction='score' is not one of"),
+    ("ddpm", None, ["model.variance=learned"], "only trained by the bound"),
+    ("ddpm", "toy2d:ring8", ["model.architecture=unet"], "needs image data"),
+    ("ddpm", None, ["model.channel_mults=(1, 2, 2, 2, 2)"], "divisible by 16"),
+    ("ddpm", None, ["model.guidance=classifier_free", "model.label_dropout=0.0"],
+     "label_dropout > 0"),
+    ("ddpm", None, ["model.conditional=True", "data.labels=False"], "needs labelled data"),
+    ("ddpm", None, ["model.sample_steps=5000"], "sample_steps must be"),
+    ("latent_diffusion", None, [], "model.autoencoder_workdir is empty"),
+])
+def test_settings_that_do_not_fit_are_one_line_errors(method, data, overrides, fragment):
+  config = small(method, data, overrides=overrides)
+  spec = data_lib.from_config(config.data).spec
+  with pytest.raises(ConfigError) as info:
+    registry.get(method).make(config, spec)
+  assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sampling_arguments_are_checked(cfg_run):
+  with pytest.raises(ConfigError, match="sampler 'euler' is not one of"):
+    cfg_run.method.sample(cfg_run.state, jax.random.PRNGKey(0), 2, sampler="euler")
+  unconditional = registry.get("ddpm").make(
+      small(data="toy2d:ring8", overrides=TINY_MLP), cfg_run.spec)
+  with pytest.raises(ConfigError, match="not class-conditional"):
+    unconditional.sample(None, jax.random.PRNGKey(0), 2, labels=jnp.zeros(2, jnp.int32))
+  with pytest.raises(ConfigError, match="needs a model trained with"):
+    unconditional.sample(None, jax.random.PRNGKey(0), 2, guidance=1.0)
