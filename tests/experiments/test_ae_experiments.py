@@ -1,0 +1,101 @@
+"""The autoencoder and VAE experiment scripts run end to end at tiny size (--quick)."""
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[2] / "experiments"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _script(name):
+  spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  # Dataclasses (flax modules) defined in the script look their module up here.
+  sys.modules[spec.name] = module
+  spec.loader.exec_module(module)
+  return module
+
+
+def _is_png(path):
+  return path.is_file() and path.read_bytes()[:8] == PNG
+
+
+def test_anomaly_detection_holds_a_class_out_and_scores_it(tmp_path):
+  report = _script("ae_anomaly_detection").main(["--quick", "--out", str(tmp_path)])
+  written = json.loads((tmp_path / "anomaly_auc.json").read_text())
+  assert written == json.loads(json.dumps(report))
+  assert [r["held_out_class"] for r in report["rows"]] == [0, 1]
+  for row in report["rows"]:
+    c = row["held_out_class"]
+    # The training file really lacks class c; the test split is whole.
+    with np.load(tmp_path / "data" / f"without_{c}.npz") as arrays:
+      assert c not in set(arrays["y_train"]) and len(arrays["x_train"]) == row["num_train"]
+      y_test = arrays["y_test"]
+    assert row["num_test_held_out"] == int(np.sum(y_test == c))
+    assert row["num_test_normal"] + row["num_test_held_out"] == len(y_test) == 359
+    assert 0.0 <= row["roc_auc"] <= 1.0
+    assert row["mean_error_normal"] > 0 and row["mean_error_held_out"] > 0
+  assert report["mean_roc_auc"] == pytest.approx(np.mean([r["roc_auc"] for r in report["rows"]]))
+  assert "| **mean** |" in (tmp_path / "anomaly_auc.md").read_text()
+  assert _is_png(tmp_path / "error_histograms.png")
+
+
+def test_pretraining_compares_three_classifiers_over_seeds(tmp_path):
+  module = _script("ae_pretraining")
+  report = module.main(["--quick", "--out", str(tmp_path)])
+  assert report["seeds"] == [0, 1] and len(report["rows"]) == 2
+  for row in report["rows"]:
+    assert row["labelled_examples"] == 100
+    for variant in module.VARIANTS:
+      assert 0.0 <= row[variant] <= 1.0
+      assert np.isfinite(row[f"{variant}_final_train_loss"])
+  summary = report["test_accuracy"]
+  assert summary["scratch"]["mean"] == pytest.approx(
+      np.mean([r["scratch"] for r in report["rows"]]))
+  assert "pre-trained, fine-tuned" in (tmp_path / "pretraining.md").read_text()
+  # Ten labels of every class, a different draw per seed.
+  labels = np.repeat(np.arange(10), 30)
+  first, second = (module.labelled_subset(labels, 10, seed) for seed in (0, 1))
+  assert np.array_equal(np.bincount(labels[first]), np.full(10, 10))
+  assert set(first) != set(second)
+
+
+def test_dimensionality_reduction_plots_codes_and_scores_them(tmp_path):
+  report = _script("ae_dimensionality_reduction").main(["--quick", "--out", str(tmp_path)])
+  assert _is_png(tmp_path / "codes_autoencoder.png") and _is_png(tmp_path / "codes_pca.png")
+  accuracy = report["knn_accuracy"]
+  assert 0.0 <= accuracy["autoencoder"] <= 1.0
+  # PCA does not depend on the training run: 2 components of digits separate
+  # the classes well above chance (0.1).
+  assert accuracy["pca"] > 0.4
+  assert json.loads((tmp_path / "reduction.json").read_text())["knn_accuracy"] == accuracy
+
+
+def test_vae_latent_tools_write_every_figure(tmp_path):
+  report = _script("vae_latent_tools").main(["--quick", "--out", str(tmp_path)])
+  for name in ("manifold", "codes_2d", "interpolation_linear", "interpolation_spherical",
+               "traversal", "active_units_beta1"):
+    assert _is_png(tmp_path / f"{name}.png"), name
+  row = report[f"latent_{report['latent_dim']}d"][0]
+  assert 0 <= row["active_units"] <= report["latent_dim"]
+  assert len(row["variance_of_posterior_means"]) == report["latent_dim"]
+  assert "active units" in (tmp_path / "latent_tools.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["vae_digits", "cvae_digits", "iwae_digits", "dae_digits",
+                                  "sae_digits"])
+def test_config_files_build_valid_methods(name):
+  import jaxgen  # pylint: disable=import-outside-toplevel
+  from jaxgen import config as config_lib  # pylint: disable=import-outside-toplevel
+  from jaxgen import data as data_lib  # pylint: disable=import-outside-toplevel
+  from jaxgen import registry  # pylint: disable=import-outside-toplevel
+  config = config_lib.load_config_file(EXPERIMENTS / f"{name}.py")
+  rebuilt = jaxgen.build_config(config.method, config=config)
+  spec = data_lib.from_config(rebuilt.data).spec
+  method = registry.get(rebuilt.method).make(rebuilt, spec)
+  assert method.name == config.method
