@@ -32,7 +32,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from jaxgen import registry
@@ -54,11 +53,11 @@ def model_config(vectors: bool) -> dict[str, Any]:
   """The `model` section shared by `ddpm` and `latent_diffusion`."""
   return dict(
       timesteps=1000,          # T (Ho et al. 2020)
-      schedule="linear",       # β: "linear" 1e-4..0.02 (Ho et al.) or "cosine" (Nichol & Dhariwal 2021)
-      prediction="epsilon",    # network target: "epsilon" (Ho et al.), "x0" or "v" (Salimans & Ho 2022)
+      schedule="linear",       # "linear" β 1e-4..0.02 (Ho et al.), "cosine" (Nichol & Dhariwal)
+      prediction="epsilon",    # "epsilon" (Ho et al.), "x0" or "v" (Salimans & Ho 2022)
       loss="simple",           # "simple" (Ho et al. eq. 14), "vlb" or "hybrid" (Nichol & Dhariwal)
       hybrid_weight=0.001,     # λ of L_simple + λ L_vlb (Nichol & Dhariwal 2021)
-      variance="fixed_small",  # σ²_t: "fixed_small" β̃_t, "fixed_large" β_t, "learned" (needs vlb/hybrid)
+      variance="fixed_small",  # σ²_t: "fixed_small" β̃_t, "fixed_large" β_t or "learned"
       architecture="mlp" if vectors else "unet",
       channels=32,             # U-Net base width (Ho et al.: 128 on CIFAR-10)
       channel_mults=(1, 2),    # one resolution per entry, halving each time
@@ -71,7 +70,7 @@ def model_config(vectors: bool) -> dict[str, Any]:
       ema_decay=0.999,         # Ho et al.: 0.9999 over 800k steps; shorter runs need less
       conditional=False,       # condition on data labels (class embedding)
       label_dropout=0.1,       # p_uncond: labels replaced by "no label" (Ho & Salimans 2022)
-      guidance="none",         # "none", "classifier_free" (Ho & Salimans) or "classifier" (Dhariwal & Nichol)
+      guidance="none",         # "classifier_free" (Ho & Salimans), "classifier" (Dhariwal & Nichol)
       guidance_scale=2.0,      # default w (classifier-free) or s (classifier) when sampling
       sampler="ddim",          # default sampler for sample(): "ddim" or "ddpm" (ancestral)
       sample_steps=50,         # default sampling steps; 0 = all T
@@ -413,12 +412,14 @@ def build(config: ml_collections.ConfigDict, codec: Codec, num_classes: int | No
                  for u, c in zip(uncond, cond_out))
 
   def classifier_grad(params, x, t, cond):
+    """∇_x log p_φ(y | x_t, t) per example; examples with label −1 get none."""
     labels = cond["labels"]
 
     def log_prob(x):
       logits = classifier.apply({"params": params["classifier"]}, x, t)
-      return jnp.sum(jnp.take_along_axis(jax.nn.log_softmax(logits),
-                                         labels[:, None], axis=-1))
+      chosen = jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                   jnp.maximum(labels, 0)[:, None], axis=-1)[:, 0]
+      return jnp.sum(jnp.where(labels >= 0, chosen, 0.0))
 
     return jax.grad(log_prob)(x)
 
