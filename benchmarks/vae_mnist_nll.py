@@ -15,8 +15,10 @@ Model (Burda et al. 2016, the one-stochastic-layer architecture): encoder
 784-200-200-(2x50) and decoder 50-200-200-784, tanh, Gaussian q(z|x),
 N(0, I) prior, Bernoulli p(x|z). Both methods train with the same network,
 optimizer (Adam, lr 1e-3, ε = 1e-4 as in the paper, cosine decay), batch size
-and number of steps, fixed in advance (no tuning on the test split; no early
-stopping). Test NLL = −log p(x) estimated with K = 5,000 importance samples
+100 and number of steps (20,000 = 250 epochs of the 8,000 images), fixed in
+advance (no early stopping, nothing chosen by test numbers). A first run with
+6,000 steps underfit (test NLL 108.1, 200 training images 104.8 nats): the
+budget was raised once, to what two CPU cores train in minutes, and not tuned. Test NLL = −log p(x) estimated with K = 5,000 importance samples
 per image (the importance-weighted bound, in chunks), in nats, averaged over
 the 2,000 test images. The script also records the test ELBO, the same
 estimate on 200 training images (the generalization gap), active units,
@@ -134,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), "results", "vae_mnist_nll.json"))
-  parser.add_argument("--steps", type=int, default=6000)
+  parser.add_argument("--steps", type=int, default=20_000)
   parser.add_argument("--batch-size", type=int, default=100)
   parser.add_argument("--eval-samples", type=int, default=5000)
   parser.add_argument("--eval-chunk", type=int, default=250)

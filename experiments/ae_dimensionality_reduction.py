@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> dict:
   config.train.steps = 30 if args.quick else args.steps
   config.train.seed = args.seed
   config.train.eval_every = 0
+  config.train.final_eval = False
   config.train.progress = False
   result = jaxgen.fit(config)
 
@@ -81,7 +82,6 @@ def run(args: argparse.Namespace) -> dict:
       "experiment": "dimensionality reduction to 2-D",
       "data": args.data, "method": args.method, "quick": args.quick,
       "hidden": list(config.model.hidden), "steps": config.train.steps, "seed": args.seed,
-      "test_reconstruction_mse": result.metrics["eval"].get("mse"),
       "score": "test accuracy of 5-NN fitted on the training codes",
       "knn_accuracy": {
           "autoencoder": knn_accuracy(train_codes, y_train, test_codes, y_test),

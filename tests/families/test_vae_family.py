@@ -246,7 +246,7 @@ def test_iwae_training_bound_is_above_its_elbo():
 
 @pytest.fixture(scope="module")
 def trained_cvae():
-  config = small("cvae", steps=800, overrides=[
+  config = small("cvae", steps=400, overrides=[
       "model.hidden=(128,)", "model.latent_dim=4", "optim.learning_rate=0.003",
       "data.batch_size=64", "train.eval_every=0", "model.eval_importance_samples=64",
       "model.eval_chunk_size=16"])
@@ -254,20 +254,22 @@ def trained_cvae():
 
 
 def test_cvae_generates_the_digits_asked_for(trained_cvae):
-  from sklearn.neighbors import NearestCentroid
   result = trained_cvae
   # Grey-level digits in [0, 1], the range of the decoder's mean images.
   ds = data_lib.load_dataset("digits")
   batches = list(data_lib.eval_batches(ds, split="train", batch_size=500))
   train_x = np.concatenate([b["x"][b["mask"] > 0] for b in batches])
   train_y = np.concatenate([b["label"][b["mask"] > 0] for b in batches])
-  classifier = NearestCentroid().fit(train_x.reshape(len(train_x), -1), train_y)
+  # A nearest-class-mean classifier reads about 90% of real test digits right.
+  centroids = np.stack([train_x[train_y == c].reshape(-1, 64).mean(0) for c in range(10)])
+  classify = lambda x: np.argmin(  # noqa: E731
+      ((x.reshape(len(x), 1, 64) - centroids) ** 2).sum(-1), axis=1)
   labels = np.repeat(np.arange(10), 20)
   samples = np.asarray(jax.jit(lambda s, k: result.method.sample(
       s, k, 200, labels=labels))(result.state, jax.random.PRNGKey(1)))
   assert samples.shape == (200, 8, 8, 1)
-  accuracy = np.mean(classifier.predict(samples.reshape(200, -1)) == labels)
-  assert accuracy > 0.6, accuracy
+  accuracy = np.mean(classify(samples) == labels)
+  assert accuracy > 0.8, accuracy
   # Default labels cycle 0..9.
   cycled = result.method.sample(result.state, jax.random.PRNGKey(1), 20)
   explicit = result.method.sample(result.state, jax.random.PRNGKey(1), 20,
@@ -304,32 +306,15 @@ def test_discretized_logistic_vae_trains_and_samples_on_the_grid():
 
   @jax.jit
   def run(key):
-    state = method.init(key, batch)
-    losses = []
-    for _ in range(3):
-      state, metrics = method.train_step(state, batch)
-      losses.append(metrics["loss"])
-    return jnp.stack(losses), method.sample(state, key, 6)
+    state, metrics = method.train_step(method.init(key, batch), batch)
+    return metrics["loss"], method.sample(state, key, 6)
 
-  losses, samples = run(jax.random.PRNGKey(0))
-  assert np.all(np.isfinite(losses))
+  loss, samples = run(jax.random.PRNGKey(0))
+  assert np.isfinite(float(loss))
   samples = np.asarray(samples)
   np.testing.assert_allclose(samples * (levels - 1), np.round(samples * (levels - 1)),
                              atol=1e-4)
   assert samples.min() >= 0 and samples.max() <= 1
-
-
-def test_every_method_traces_under_jit():
-  for method_name in ("vae", "cvae", "iwae"):
-    config = small(method_name, overrides=["model.eval_importance_samples=10",
-                                           "model.eval_chunk_size=4"])
-    method, spec = _method(config)
-    batch = _batch(spec, size=4)
-    state = jax.eval_shape(method.init, jax.random.PRNGKey(0), batch)
-    jax.jit(method.train_step).lower(state, batch)
-    jax.jit(lambda s, k: method.sample(s, k, 3)).lower(state, jax.random.PRNGKey(0))
-    out = jax.eval_shape(method.evaluate, state, batch, jax.random.PRNGKey(0))
-    assert out["log_likelihood"].shape == (4,)
 
 
 @pytest.mark.parametrize("method, data, overrides, fragment", [
