@@ -1,0 +1,78 @@
+"""Each GAN experiment script runs end to end in --quick mode; the classifier score."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from jaxgen.metrics.classifier_score import classifier_score, label_statistics
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[3] / "experiments"
+
+
+def load(name):
+  spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_mode_collapse_study_quick(tmp_path):
+  report = load("gan_mode_collapse").main(["--quick", "--out", str(tmp_path)])
+  rows = report["rows"]
+  assert [r["dataset"] for r in rows] == ["toy2d:ring8", "toy2d:grid25"]
+  for row in rows:
+    assert len(row["modes_covered"]) == 2 and len(row["modes_covered_ema"]) == 2
+    assert all(0 <= m <= (8 if "ring" in row["dataset"] else 25) for m in row["modes_covered"])
+    assert all(0 <= q <= 1 for q in row["high_quality_share"])
+  for name in ("results.json", "results.md", "modes_over_training.png",
+               "samples_final_ring8.png", "samples_final_grid25.png",
+               "samples_over_training_ring8.png"):
+    assert (tmp_path / name).stat().st_size > 0, name
+  assert "± " in (tmp_path / "results.md").read_text()
+
+
+def test_dcgan_digits_quick(tmp_path):
+  records = load("gan_dcgan_digits").main(["--quick", "--out", str(tmp_path)])
+  digits = records["digits"]
+  assert 1.0 <= digits["samples"]["classifier_score"] <= 10.0
+  assert digits["real_test_images"]["classifier_score"] > 3.0  # the classifier works
+  assert digits["arithmetic"]["pairs"] >= 1
+  for name in ("samples.png", "interpolation.png", "arithmetic.png", "results.json"):
+    assert (tmp_path / "digits" / name).stat().st_size > 0, name
+
+
+def test_infogan_quick(tmp_path):
+  record = load("gan_infogan_digits").main(["--quick", "--out", str(tmp_path)])
+  assert len(record["categorical_to_digit"]) == 10 and 1 <= record["distinct_digits"] <= 10
+  assert set(record["continuous_code_spearman"]) == {"c1", "c2"}
+  assert 0 <= record["q_categorical_error"] <= 1
+  for name in ("codes_c1.png", "codes_c2.png", "results.md"):
+    assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_semisupervised_quick(tmp_path):
+  record = load("gan_semisupervised").main(["--quick", "--out", str(tmp_path)])
+  errors = record["test_error"]
+  assert set(errors) == {"ssgan", "supervised_only", "logistic_regression"}
+  assert all(len(e["per_seed"]) == 2 and 0 <= e["mean"] <= 1 for e in errors.values())
+  assert record["labelled_examples_filled"] == [20, 20]  # 2 per class, both seeds
+  assert json.loads((tmp_path / "results.json").read_text())["seeds"] == 2
+
+
+def test_classifier_score_matches_its_formula():
+  rng = np.random.default_rng(0)
+  probs = rng.dirichlet(np.ones(4), size=50)
+  marginal = probs.mean(0)
+  kl = np.sum(probs * (np.log(probs) - np.log(marginal)), axis=1)
+  assert classifier_score(probs) == pytest.approx(np.exp(kl.mean()), rel=1e-10)
+  # Confident and evenly spread: the number of classes; one class only: 1.
+  assert classifier_score(np.eye(5)[np.arange(100) % 5]) == pytest.approx(5.0)
+  assert classifier_score(np.eye(5)[np.zeros(100, int)]) == pytest.approx(1.0)
+  stats = label_statistics(np.eye(5)[np.arange(100) % 5])
+  assert stats["classes_generated"] == 5
+  assert stats["label_entropy"] == pytest.approx(np.log(5))
+  with pytest.raises(ValueError, match="rows summing to 1"):
+    classifier_score(np.ones((3, 2)))
