@@ -177,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     start = time.perf_counter()
     result = jaxgen.fit(config)
     train_seconds = time.perf_counter() - start
+    if result.status != "completed":  # SIGTERM/SIGINT: do not report a partial run
+      raise SystemExit(f"{method} training was interrupted; nothing written")
     examples = args.steps * args.batch_size
     test = evaluate(result, "test", args.test_limit, args.eval_samples, args.eval_chunk)
     train = evaluate(result, "train", args.train_limit, args.eval_samples, args.eval_chunk)
