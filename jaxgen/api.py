@@ -75,11 +75,7 @@ def build_config(method: str, *, data: str | None = None,
   cfg.method = method
   if data is not None:
     cfg.data.name = data
-  if isinstance(overrides, Mapping):
-    for key, value in overrides.items():
-      config_lib.set_value(cfg, key, value)
-  else:
-    config_lib.apply_overrides(cfg, overrides)
+  _apply(cfg, overrides)
   if steps is not None:
     config_lib.set_value(cfg, "train.steps", steps)
   if seed is not None:
@@ -87,6 +83,16 @@ def build_config(method: str, *, data: str | None = None,
   if seeds is not None:
     config_lib.set_value(cfg, "train.seeds", tuple(seeds))
   return cfg
+
+
+def _apply(config: ml_collections.ConfigDict,
+           overrides: Mapping[str, Any] | Iterable[str]) -> None:
+  """Applies {"key": value} or ["key=value"] overrides, type-checked."""
+  if isinstance(overrides, Mapping):
+    for key, value in overrides.items():
+      config_lib.set_value(config, key, value)
+  else:
+    config_lib.apply_overrides(config, overrides)
 
 
 @dataclasses.dataclass
@@ -167,14 +173,24 @@ def sample(run: LoadedRun | str | pathlib.Path, num: int = 64, seed: int = 0,
 
 def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
              split: str = "test", batch_size: int | None = None,
-             save: bool = True) -> dict[str, Any]:
+             save: bool = True,
+             overrides: Mapping[str, Any] | Iterable[str] = ()) -> dict[str, Any]:
   """Evaluates a trained run on a whole split; deterministic for a run and seed.
 
   With `seed=None` each replica uses the run's own evaluation key, so the
-  numbers repeat the run's final evaluation record. The result (with its
-  protocol) is appended to metrics.jsonl and written to eval.json when `save`.
+  numbers repeat the run's final evaluation record. `overrides` change
+  evaluation-time settings of the saved config (e.g.
+  {"model.eval_importance_samples": 5000}); settings that change the shapes of
+  the parameters cannot be changed here. The result (with its protocol, and
+  the overrides) is appended to metrics.jsonl and written to eval.json when
+  `save`.
   """
   run = _as_run(run)
+  if overrides:
+    config = config_lib.from_dict(config_lib.to_dict(run.config))
+    _apply(config, overrides)
+    method = registry.get(config.method).make(config, run.spec)
+    run = dataclasses.replace(run, method=method, config=config)
   has_modes = run.spec.modes is not None and run.config.train.coverage_samples
   if run.method.evaluate is None and not has_modes:
     raise ConfigError(f"method {run.config.method!r} has no evaluation on "
@@ -201,6 +217,9 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
   config_dict = config_lib.to_dict(run.config)
   protocol = loop.eval_protocol(run.method, run.spec, config_dict, split, count,
                                 run.step, key_rule)
+  if overrides:
+    protocol["config_overrides"] = (dict(overrides) if isinstance(overrides, Mapping)
+                                    else list(overrides))
   if has_modes:
     coverage_keys, _ = keys_for(loop.COVERAGE_SALT)
     sample_fn = loop.compile_sample(run.method, run.config.train.coverage_samples,

@@ -5,7 +5,7 @@
                [--workdir DIR] [--seed N | --seeds 0-7] [--steps N]
                [--resume | --overwrite]
   jaxgen sample --workdir DIR [--num 64] [--seed N] [--out FILE.png|FILE.npz]
-  jaxgen eval --workdir DIR [--seed N]
+  jaxgen eval --workdir DIR [--seed N] [--set key=value ...]
 
 Bad input exits with status 2 and one line naming the problem and the valid
 choices; a run stopped by NaN/Inf exits with 1; SIGTERM/SIGINT save a checkpoint
@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--seed", type=int, default=None,
                         help="evaluation key seed (default: the run's own keys)")
+  evaluate.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="change an evaluation setting, e.g. "
+                             "model.eval_importance_samples=5000")
   return parser
 
 
@@ -132,7 +136,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
   from jaxgen import api  # pylint: disable=import-outside-toplevel
-  result = api.evaluate(args.workdir, seed=args.seed)
+  result = api.evaluate(args.workdir, seed=args.seed, overrides=args.overrides)
   print(json.dumps({"step": result["step"], **result["metrics"]}, indent=2))
   print(f"wrote {pathlib.Path(args.workdir) / 'eval.json'}")
   return 0

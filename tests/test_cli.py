@@ -114,6 +114,21 @@ def test_eval_is_deterministic_and_repeats_the_final_record(capsys, trained_run)
   assert json.loads(other_seed[:other_seed.rindex("}") + 1])["elbo"] != first_json["elbo"]
 
 
+def test_eval_settings_can_change_at_evaluation_time(capsys, trained_run):
+  workdir, _ = trained_run
+  code, out, _ = run_main(capsys, "eval", "--workdir", str(workdir), "--set",
+                          "model.eval_importance_samples=20")
+  assert code == 0
+  values = json.loads(out[:out.rindex("}") + 1])
+  # The importance-weighted bound is at least the ELBO (in expectation, and
+  # here with a margin far above its noise).
+  assert values["log_likelihood"] >= values["elbo"]
+  saved = json.loads((workdir / "eval.json").read_text())
+  assert saved["protocol"]["config_overrides"] == ["model.eval_importance_samples=20"]
+  code, _, err = run_main(capsys, "eval", "--workdir", str(workdir), "--set", "model.nope=1")
+  assert code == 2 and "unknown config key 'model.nope'" in err
+
+
 def test_sample_writes_png_and_npz(capsys, trained_run, tmp_path):
   workdir, _ = trained_run
   code, out, _ = run_main(capsys, "sample", "--workdir", str(workdir), "--num", "9",

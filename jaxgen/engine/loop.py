@@ -630,6 +630,11 @@ def fit(config: ml_collections.ConfigDict, *, workdir: str | pathlib.Path | None
     resume: continue the run in `workdir` from its latest checkpoint (starts
       fresh when there is none).
     overwrite: replace a run already in `workdir`.
+
+  Returns a RunResult. A run stopped by SIGTERM/SIGINT returns normally with
+  `status == "interrupted"` (and `stop_signal` set) after saving a checkpoint:
+  scripts that go on to use the state should check the status.
+  Raises NonFiniteError when a metric becomes NaN/Inf (train.on_nonfinite="stop").
   """
   trainer = Trainer(config, workdir, resume, overwrite)
   return trainer.run()
