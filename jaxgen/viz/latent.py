@@ -6,13 +6,10 @@ import pathlib
 from collections.abc import Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no GUI backend is touched
 
-matplotlib.use("Agg")  # files only; never open a window
-
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-
-from jaxgen.viz import grid  # pylint: disable=wrong-import-position
+from jaxgen.viz import grid
 
 PathLike = str | pathlib.Path
 
@@ -49,12 +46,13 @@ def save_codes(path: PathLike, codes: np.ndarray, labels: np.ndarray | None = No
   codes = np.asarray(codes)
   if codes.ndim != 2 or codes.shape[1] != 2:
     raise ValueError(f"save_codes needs 2-D codes [N, 2], got shape {codes.shape}")
-  fig, ax = plt.subplots(figsize=(5.5, 4.8), dpi=100)
+  fig = Figure(figsize=(5.5, 4.8), dpi=100)
+  ax = fig.add_subplot()
   if labels is None:
     ax.scatter(codes[:, 0], codes[:, 1], s=4)
   else:
     labels = np.asarray(labels)
-    cmap = plt.get_cmap("tab10" if labels.max(initial=0) < 10 else "tab20")
+    cmap = matplotlib.colormaps.get_cmap("tab10" if labels.max(initial=0) < 10 else "tab20")
     for label in np.unique(labels):
       chosen = labels == label
       ax.scatter(codes[chosen, 0], codes[chosen, 1], s=4, color=cmap(int(label) % cmap.N),
@@ -74,7 +72,8 @@ def save_active_units(path: PathLike, variance: np.ndarray, threshold: float = 0
   """Bar plot of Var_x(E_q[z_i|x]) per unit (log scale) with the activity threshold."""
   variance = np.asarray(variance)
   order = np.argsort(-variance)
-  fig, ax = plt.subplots(figsize=(max(4.0, 0.25 * len(variance) + 1.5), 3.2), dpi=100)
+  fig = Figure(figsize=(max(4.0, 0.25 * len(variance) + 1.5), 3.2), dpi=100)
+  ax = fig.add_subplot()
   ax.bar(np.arange(len(variance)), np.maximum(variance[order], 1e-8),
          color=np.where(variance[order] > threshold, "tab:blue", "0.6"))
   ax.axhline(threshold, color="tab:red", lw=1, ls="--", label=f"threshold {threshold:g}")
@@ -92,5 +91,4 @@ def _save(fig, path: PathLike) -> pathlib.Path:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path)
-  plt.close(fig)
   return path
