@@ -3,7 +3,9 @@
   python experiments/diffusion_digits.py [--quick] [--out runs/diffusion_digits]
 
 For each dataset it trains the `ddpm` method (ε-prediction, linear β over
-T = 1000 steps, a small U-Net, EMA weights), then writes to OUT/<dataset>/:
+T = 1000 steps, a small U-Net, EMA weights; `digits_hybrid`: the same on digits
+with a learned variance and the hybrid loss of Nichol & Dhariwal 2021), then
+writes to OUT/<name>/:
   samples_ddim50.png    DDIM (η = 0) with 50 steps, from the EMA weights
   samples_ddpm1000.png  ancestral sampling over all T steps
   training_curve.png    L_simple per logged window
@@ -11,9 +13,9 @@ T = 1000 steps, a small U-Net, EMA weights), then writes to OUT/<dataset>/:
                         T terms; digits: the whole test split; MNIST: the first
                         --mnist-eval-examples test images, for time)
 and OUT/summary.json with every number. The run directories (checkpoints,
-metrics.jsonl) are OUT/<dataset>/run; --datasets picks digits, mnist or both.
-`--quick` trains tiny MLP models for a
-few steps with T = 50: a smoke test of the script, not a result.
+metrics.jsonl) are OUT/<name>/run; --datasets picks which to run. `--quick`
+trains tiny MLP models for a few steps with T = 50: a smoke test of the script,
+not a result.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from jaxgen.viz import grid  # noqa: E402
 MNIST = "idx:/work/shared/data/mnist-t10k"
 
 
-def get_config(data: str, quick: bool, steps: int) -> ml_collections.ConfigDict:
-  """The DDPM config used for `data` (digits or MNIST)."""
+def get_config(data: str, quick: bool, steps: int,
+               hybrid: bool = False) -> ml_collections.ConfigDict:
+  """The DDPM config used for `data` (digits or MNIST); `hybrid`: learned variance."""
   config = jaxgen.get_config("ddpm", data)
   if quick:
     overrides = ["model.architecture=mlp", "model.hidden=32", "model.depth=1",
@@ -50,6 +53,8 @@ def get_config(data: str, quick: bool, steps: int) -> ml_collections.ConfigDict:
     overrides = ["model.channels=32", "model.channel_mults=(1, 2)",
                  "model.num_res_blocks=1", "model.attention_resolutions=(4,)",
                  "data.batch_size=64", "optim.warmup_steps=200"]
+    if hybrid:  # Nichol & Dhariwal: learned Σ trained by L_simple + λ L_vlb
+      overrides += ["model.loss=hybrid", "model.variance=learned"]
   else:
     overrides = ["model.channels=16", "model.channel_mults=(1, 2, 2)",
                  "model.num_res_blocks=1", "model.attention_resolutions=(7,)",
@@ -103,11 +108,11 @@ def save_curve(path: pathlib.Path, history: list[dict], title: str) -> None:
 
 
 def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
-                eval_examples: int) -> dict:
+                eval_examples: int, hybrid: bool = False) -> dict:
   """Trains, samples and evaluates on one dataset; returns its summary."""
   out = pathlib.Path(args.out) / name
   out.mkdir(parents=True, exist_ok=True)
-  config = get_config(data, args.quick, steps)
+  config = get_config(data, args.quick, steps, hybrid)
   started = time.perf_counter()
   result = jaxgen.fit(config, workdir=out / "run", overwrite=True)
   train_seconds = time.perf_counter() - started
@@ -135,6 +140,7 @@ def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
   train = [r for r in result.history if r.get("split") == "train"]
   summary = {
       "data": data, "steps": steps, "batch_size": config.data.batch_size,
+      "loss": config.model.loss, "variance": config.model.variance,
       "timesteps": config.model.timesteps,
       "nll_bound_bits_per_dim": bound["nll_bound_bits_per_dim"],
       "bound": {k: v for k, v in bound.items() if k != "protocol"},
@@ -162,8 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--mnist-eval-examples", type=int, default=100,
                       help="MNIST test images in the bound (each costs T network calls)")
   parser.add_argument("--num-samples", type=int, default=64)
-  parser.add_argument("--datasets", default="digits,mnist",
-                      help="which of digits,mnist to run; summary.json keeps earlier entries")
+  parser.add_argument("--datasets", default="digits,digits_hybrid,mnist",
+                      help="which of digits, digits_hybrid (learned variance, hybrid "
+                           "loss), mnist to run; summary.json keeps earlier entries")
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
   if args.quick:
@@ -172,11 +179,14 @@ def main(argv: list[str] | None = None) -> dict:
   path = pathlib.Path(args.out) / "summary.json"
   summary = json.loads(path.read_text()) if path.is_file() else {}
   names = args.datasets.split(",")
-  unknown = set(names) - {"digits", "mnist"}
+  unknown = set(names) - {"digits", "digits_hybrid", "mnist"}
   if unknown:
-    parser.error(f"unknown datasets {sorted(unknown)}; valid: digits, mnist")
+    parser.error(f"unknown datasets {sorted(unknown)}; valid: digits, digits_hybrid, mnist")
   if "digits" in names:
     summary["digits"] = run_dataset("digits", "digits", args, args.steps, 10**9)
+  if "digits_hybrid" in names and not args.quick:
+    summary["digits_hybrid"] = run_dataset("digits_hybrid", "digits", args, args.steps,
+                                           10**9, hybrid=True)
   if "mnist" in names:
     summary["mnist"] = run_dataset("mnist", MNIST, args, args.mnist_steps,
                                    args.mnist_eval_examples)

@@ -28,6 +28,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -37,9 +38,11 @@ from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
 
 
-def train(args: argparse.Namespace) -> jaxgen.RunResult:
+def get_config(quick: bool, steps: int = 3000,
+               sample_steps: int = 50) -> ml_collections.ConfigDict:
+  """A class-conditional DDPM with label dropout p = 0.1 (Ho & Salimans 2022)."""
   config = jaxgen.get_config("ddpm", "digits")
-  if args.quick:
+  if quick:
     overrides = ["model.architecture=mlp", "model.hidden=32", "model.depth=1",
                  "model.timesteps=50", "data.batch_size=32", "train.num_samples=0"]
   else:
@@ -48,10 +51,10 @@ def train(args: argparse.Namespace) -> jaxgen.RunResult:
                  "data.batch_size=64", "optim.warmup_steps=200"]
   config_lib.apply_overrides(config, overrides + [
       "model.guidance=classifier_free", "model.label_dropout=0.1",
-      f"model.sample_steps={args.sample_steps}", f"train.steps={args.steps}",
-      "train.eval_every=0", "train.final_eval=False", f"train.sample_every={args.steps}",
-      f"train.log_every={max(1, args.steps // 60)}", f"train.checkpoint_every={args.steps}"])
-  return jaxgen.fit(config, workdir=pathlib.Path(args.out) / "run", overwrite=True)
+      f"model.sample_steps={sample_steps}", f"train.steps={steps}",
+      "train.eval_every=0", "train.final_eval=False", f"train.sample_every={steps}",
+      f"train.log_every={max(1, steps // 60)}", f"train.checkpoint_every={steps}"])
+  return config
 
 
 def reference_classifier(config):
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
   weights = [float(w) for w in args.weights.split(",")]
 
   started = time.perf_counter()
-  result = train(args)
+  result = jaxgen.fit(get_config(args.quick, args.steps, args.sample_steps),
+                      workdir=out / "run", overwrite=True)
   train_seconds = time.perf_counter() - started
   classes = result.spec.num_classes
   value_range = result.spec.value_range

@@ -26,6 +26,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -46,6 +47,33 @@ def mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
                + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
 
 
+def _common(quick: bool, steps: int) -> list[str]:
+  return ["data.batch_size=32" if quick else "data.batch_size=128", "train.eval_every=0",
+          "train.num_samples=0" if quick else "train.num_samples=64",
+          f"train.steps={steps}", f"train.sample_every={steps}",
+          f"train.checkpoint_every={steps}", f"train.log_every={max(1, steps // 60)}"]
+
+
+def vae_config(quick: bool, latent_dim: int = 8, steps: int = 4000) -> ml_collections.ConfigDict:
+  """The VAE: MLP, Gaussian decoder (σ = 0.1) on grey digits in [0, 1]."""
+  config = jaxgen.get_config("vae")
+  config_lib.apply_overrides(config, _common(quick, steps) + [
+      "model.likelihood=gaussian", "model.scale=0.1", "data.binarize=none",
+      f"model.latent_dim={latent_dim}"] + (["model.hidden=(32,)"] if quick else []))
+  return config
+
+
+def latent_config(quick: bool, autoencoder_workdir: str | pathlib.Path,
+                  steps: int = 6000) -> ml_collections.ConfigDict:
+  """Latent diffusion with the MLP denoiser in the VAE's code space."""
+  config = jaxgen.get_config("latent_diffusion")
+  config_lib.apply_overrides(config, _common(quick, steps) + [
+      f"model.autoencoder_workdir={autoencoder_workdir}"]
+      + (["model.hidden=32", "model.depth=1", "model.timesteps=50",
+          "model.sample_steps=10"] if quick else []))
+  return config
+
+
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true")
@@ -60,32 +88,17 @@ def main(argv: list[str] | None = None) -> dict:
     args.vae_steps, args.steps, args.num_samples = 3, 3, 64
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  common = ["data.batch_size=32" if args.quick else "data.batch_size=128",
-            "train.eval_every=0", "train.num_samples=0" if args.quick else "train.num_samples=64"]
-
-  vae_config = jaxgen.get_config("vae")
-  config_lib.apply_overrides(vae_config, common + [
-      "model.likelihood=gaussian", "model.scale=0.1", "data.binarize=none",
-      f"model.latent_dim={args.latent_dim}", f"train.steps={args.vae_steps}",
-      f"train.sample_every={args.vae_steps}", f"train.checkpoint_every={args.vae_steps}"]
-      + (["model.hidden=(32,)"] if args.quick else []))
+  vae_cfg = vae_config(args.quick, args.latent_dim, args.vae_steps)
   started = time.perf_counter()
-  vae = jaxgen.fit(vae_config, workdir=out / "vae", overwrite=True)
+  vae = jaxgen.fit(vae_cfg, workdir=out / "vae", overwrite=True)
   vae_seconds = time.perf_counter() - started
-
-  config = jaxgen.get_config("latent_diffusion")
-  config_lib.apply_overrides(config, common + [
-      f"model.autoencoder_workdir={out / 'vae'}", f"train.steps={args.steps}",
-      f"train.sample_every={args.steps}", f"train.checkpoint_every={args.steps}",
-      f"train.log_every={max(1, args.steps // 60)}"]
-      + (["model.hidden=32", "model.depth=1", "model.timesteps=50",
-          "model.sample_steps=10"] if args.quick else []))
+  config = latent_config(args.quick, out / "vae", args.steps)
   started = time.perf_counter()
   latent = jaxgen.fit(config, workdir=out / "latent", overwrite=True)
   latent_seconds = time.perf_counter() - started
 
   # Codes of the test digits, of the prior, and of the diffusion (unscaled).
-  dataset = data_lib.from_config(vae_config.data)
+  dataset = data_lib.from_config(vae_cfg.data)
   test = np.concatenate([b["x"][b["mask"] > 0] for b in
                          data_lib.eval_batches(dataset, split="test", batch_size=512)])
   test_codes = np.asarray(jax.jit(lambda s, x: vae.method.encode(s, x)[0])(vae.state, test))
