@@ -144,7 +144,8 @@ def run_dataset(name: str, steps: int, args, out: pathlib.Path) -> dict:
   config = train_config(name, steps, args.quick)
   folder = out / name
   started = time.perf_counter()
-  result = jaxgen.fit(config, workdir=folder / "run", overwrite=True)
+  # The quick run skips the workdir (checkpoints, the engine's sample grids).
+  result = jaxgen.fit(config, workdir=None if args.quick else folder / "run", overwrite=True)
   seconds = time.perf_counter() - started
   method, state, spec = result.method, result.state, result.spec
   latent_dim = config.model.latent_dim

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
   config.train.steps = steps
   config.train.eval_every = 0
   started = time.perf_counter()
-  result = jaxgen.fit(config, workdir=out / "run", overwrite=True)
+  result = jaxgen.fit(config, workdir=None if args.quick else out / "run", overwrite=True)
   seconds = time.perf_counter() - started
   method, state, spec = result.method, result.state, result.spec
   m = config.model

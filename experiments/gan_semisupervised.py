@@ -44,7 +44,8 @@ def make_config(steps: int, seeds: int, quick: bool, unsupervised_weight: float)
                "train.log_every=100", "train.num_samples=0"]
   if quick:
     overrides += ["model.generator_hidden=(16,)", "model.discriminator_hidden=(16, 16)",
-                  "model.latent_dim=4", "data.batch_size=32", "model.labels_per_class=2"]
+                  "model.latent_dim=4", "data.batch_size=32", "model.labels_per_class=2",
+                  "model.discriminator_hidden_noise=0.0"]
   config_lib.apply_overrides(config, overrides)
   config.model.unsupervised_weight = unsupervised_weight
   config.train.steps = steps
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
   for name, weight in (("ssgan", 1.0), ("supervised_only", 0.0)):
     config = make_config(steps, seeds, args.quick, weight)
     started = time.perf_counter()
-    result = jaxgen.fit(config, workdir=out / name, overwrite=True)
+    result = jaxgen.fit(config, workdir=None if args.quick else out / name, overwrite=True)
     runs[name] = {"result": result, "seconds": time.perf_counter() - started,
                   "config": config}
 

@@ -101,7 +101,8 @@ class DCGANGenerator(nn.Module):
 
   One Dense projects z to (H / 2^L, W / 2^L, channels[0]) with L =
   len(channels); levels 1..L-1 upsample by 2 to channels[i]; the last level
-  upsamples to the image's C channels. With norm='virtual' the first
+  upsamples to the image's C channels; layers followed by batch or virtual
+  batch norm have no bias. With norm='virtual' the first
   `num_reference` rows of z are the reference batch (see VirtualBatchNorm).
   `axis_name` makes BatchNorm statistics global under `pmap`.
   """
@@ -125,13 +126,16 @@ class DCGANGenerator(nn.Module):
     height, width, out_channels = self.output_shape
     factor = 2**levels
     base = (height // factor, width // factor, self.channels[0])
-    x = nn.Dense(math.prod(base), name="project")(z)
+    # A bias right before batch (or virtual batch) norm is removed by the
+    # normalization: it would only collect float noise (which Adam amplifies).
+    bias = self.norm not in ("batch", "virtual")
+    x = nn.Dense(math.prod(base), use_bias=bias, name="project")(z)
     x = x.reshape((z.shape[0],) + base)
     x = nn.relu(_norm(self.norm, train, num_reference, self.axis_name, "norm_project")(x))
     size = (self.kernel_size, self.kernel_size)
     for i in range(1, levels):
       x = PhaseConvTranspose(self.channels[i], size, strides=(2, 2), padding="SAME",
-                             name=f"up_{i - 1}")(x)
+                             use_bias=bias, name=f"up_{i - 1}")(x)
       x = nn.relu(_norm(self.norm, train, num_reference, self.axis_name, f"norm_{i - 1}")(x))
     x = PhaseConvTranspose(out_channels, size, strides=(2, 2), padding="SAME",
                            name=f"up_{levels - 1}")(x)
@@ -143,7 +147,8 @@ class DCGANDiscriminator(nn.Module):
 
   Stride-2 convs with LeakyReLU(0.2), normalization on every level but the
   first (the paper leaves the discriminator's input layer unnormalized), a
-  flatten, and one Dense layer to `outputs` values. The flattened features are
+  flatten, and one Dense layer to `outputs` values. Layers followed by batch
+  norm have no bias (the normalization removes it). The flattened features are
   returned too (feature matching, extra heads). With outputs=0 only the
   features are computed and outputs is an empty [N, 0] array.
   """
@@ -163,7 +168,9 @@ class DCGANDiscriminator(nn.Module):
       raise ValueError(f"DCGANDiscriminator needs images [N, H, W, C], got {x.shape}")
     size = (self.kernel_size, self.kernel_size)
     for i, width in enumerate(self.channels):
-      x = nn.Conv(width, size, strides=(2, 2), padding="SAME", name=f"conv_{i}")(x)
+      normalized = i > 0 and self.norm == "batch"
+      x = nn.Conv(width, size, strides=(2, 2), padding="SAME", use_bias=not normalized,
+                  name=f"conv_{i}")(x)
       if i > 0:
         x = _norm(self.norm, train, 0, self.axis_name, f"norm_{i}")(x)
       x = nn.leaky_relu(x, self.negative_slope)

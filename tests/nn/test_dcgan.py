@@ -42,6 +42,9 @@ def test_generator_shapes_range_and_layers(generator):
   assert sorted(params) == ["norm_0", "norm_project", "project", "up_0", "up_1"]
   assert params["project"]["kernel"].shape == (10, 3 * 3 * 16)
   assert params["up_1"]["kernel"].shape == (4, 4, 8, 1)
+  # No bias where batch norm follows (it would be removed); the output keeps one.
+  assert "bias" not in params["project"] and "bias" not in params["up_0"]
+  assert params["up_1"]["bias"].shape == (1,)
   assert set(updates["batch_stats"]) == {"norm_0", "norm_project"}
   # Upsampling is the phase decomposition: no input-dilated (transposed) conv.
   jaxpr = jax.make_jaxpr(lambda v: gen.apply(v, z, train=False))(variables).jaxpr
@@ -57,9 +60,9 @@ def test_generator_phase_upsampling_equals_conv_transpose(generator):
 
     @nn.compact
     def __call__(self, z):
-      x = nn.Dense(3 * 3 * 16, name="project")(z).reshape(-1, 3, 3, 16)
+      x = nn.Dense(3 * 3 * 16, use_bias=False, name="project")(z).reshape(-1, 3, 3, 16)
       x = nn.relu(nn.BatchNorm(use_running_average=True, name="norm_project")(x))
-      x = nn.ConvTranspose(8, (4, 4), (2, 2), "SAME", name="up_0")(x)
+      x = nn.ConvTranspose(8, (4, 4), (2, 2), "SAME", use_bias=False, name="up_0")(x)
       x = nn.relu(nn.BatchNorm(use_running_average=True, name="norm_0")(x))
       return jnp.tanh(nn.ConvTranspose(1, (4, 4), (2, 2), "SAME", name="up_1")(x))
 
@@ -71,13 +74,18 @@ def test_generator_phase_upsampling_equals_conv_transpose(generator):
 def test_discriminator_shapes_norms_and_leaky_relu():
   disc = DCGANDiscriminator(channels=(8, 16), outputs=3)
   x = jax.random.normal(jax.random.PRNGKey(0), (4, 12, 12, 1))
-  variables = jax.jit(lambda k: disc.init(k, x, train=False))(jax.random.PRNGKey(1))
-  (out, features), _ = jax.jit(lambda v: disc.apply(v, x, train=True,
-                                                    mutable=["batch_stats"]))(variables)
+
+  @jax.jit
+  def init_and_apply(key):
+    variables = disc.init(key, x, train=False)
+    return variables, disc.apply(variables, x, train=True, mutable=["batch_stats"])[0]
+
+  variables, (out, features) = init_and_apply(jax.random.PRNGKey(1))
   assert out.shape == (4, 3) and features.shape == (4, 3 * 3 * 16)
   # Strided convs, no BN on the first level, one dense output layer.
   assert sorted(variables["params"]) == ["conv_0", "conv_1", "norm_1", "output"]
   assert sorted(variables["batch_stats"]) == ["norm_1"]
+  assert "bias" in variables["params"]["conv_0"] and "bias" not in variables["params"]["conv_1"]
   jaxpr = jax.make_jaxpr(lambda v: disc.apply(v, x, train=False))(variables).jaxpr
   names = {e.primitive.name for e in jaxpr.eqns}
   assert "reduce_window_max" not in names and "reduce_window_sum" not in names  # no pooling

@@ -69,7 +69,8 @@ class MLPGenerator(nn.Module):
     else:
       h = z
       for i, width in enumerate(self.hidden):
-        h = nn.Dense(width, name=f"dense_{i}")(h)
+        # No bias before (virtual) batch norm: the normalization removes it.
+        h = nn.Dense(width, use_bias=False, name=f"dense_{i}")(h)
         h = nn.relu(_normalize(self.norm, train, num_reference, self.axis_name,
                                f"norm_{i}")(h))
       h = nn.Dense(size, name="output")(h)
@@ -177,8 +178,11 @@ class Discriminator(nn.Module):
     if condition is not None:
       h = jnp.concatenate([h, condition], axis=-1)
     for i, width in enumerate(self.hidden):
-      h = nn.Dense(width, name=f"dense_{i}")(h)
-      h = _normalize(self.norm, train, 0, self.axis_name, f"norm_{i}")(h)
+      # As in DCGAN, the input layer is not normalized: batch norm there would
+      # make D blind to a shift of the whole batch (e.g. G's output bias).
+      norm = self.norm if i > 0 else "none"
+      h = nn.Dense(width, use_bias=norm != "batch", name=f"dense_{i}")(h)
+      h = _normalize(norm, train, 0, self.axis_name, f"norm_{i}")(h)
       h = nn.leaky_relu(h, self.negative_slope)
       h = self._dropout(self._noise(h, self.hidden_noise, train), train)
     return h

@@ -262,3 +262,23 @@ def test_ssgan_reads_only_the_first_labels_of_each_class_in_the_stream():
     first = xs[ys == c][:2]
     assert bank["count"][c] == min(2, len(first))
     np.testing.assert_array_equal(bank["x"][c][:len(first)], first)
+
+
+def test_pmap_on_four_devices_gives_the_one_device_parameters():
+  # Batch norm in both networks, feature matching and minibatch features: each
+  # needs global-batch statistics under pmap (axis-aware BatchNorm, the
+  # straight-through global mean, the gathered batch).
+  overrides = ["tricks.feature_matching=True", "tricks.minibatch_discrimination=True",
+               "model.generator_norm=batch", "model.discriminator_norm=batch",
+               "train.final_eval=False", "train.num_samples=0", "train.log_every=1"]
+  results = {}
+  for strategy, devices in (("jit", 1), ("pmap", 4)):
+    config = tiny("gan", "toy2d:ring8", overrides + ["model.discriminator_hidden=(8, 8)"])
+    config.train.update(steps=2, strategy=strategy, num_devices=devices)
+    results[strategy] = jaxgen.fit(config)
+  one, four = results["jit"].state, results["pmap"].state
+  for tree in ("params", "model_state"):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
+                 getattr(one, tree), getattr(four, tree))
+  assert results["jit"].metrics["train"]["loss"] == pytest.approx(
+      results["pmap"].metrics["train"]["loss"], rel=1e-4)

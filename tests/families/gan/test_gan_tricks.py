@@ -45,7 +45,8 @@ def test_consensus_on_a_nonlinear_game_matches_an_explicit_jacobian():
     return loss_g, loss_d, {"mean_score": jnp.mean(scores)}
 
   gamma = 0.5
-  directions, metrics, aux = tricks.consensus_gradients(game, params, gamma)
+  directions, metrics, aux = jax.jit(
+      lambda p: tricks.consensus_gradients(game, p, gamma))(params)
 
   # Explicit: flatten, v(p) = (∂L_G/∂θ, ∂L_D/∂φ), ∇(½‖v‖²) = J_vᵀ v.
   flat, unravel = jax.flatten_util.ravel_pytree(params)
@@ -58,8 +59,7 @@ def test_consensus_on_a_nonlinear_game_matches_an_explicit_jacobian():
     # The same layout as `flat`: the field is a pytree shaped like params.
     return jax.flatten_util.ravel_pytree({"generator": g, "discriminator": d})[0]
 
-  v = field(flat)
-  jacobian = jax.jacfwd(field)(flat)
+  v, jacobian = jax.jit(lambda f: (field(f), jax.jacfwd(field)(f)))(flat)
   expected = v + gamma * jacobian.T @ v
   got = jax.flatten_util.ravel_pytree(directions)[0]
   assert got.shape == (flat.size,) and n_g == 8
