@@ -70,7 +70,8 @@ SETTINGS = (
     ("+label_smoothing", ["tricks.label_smoothing=0.1"]),
     ("+historical_averaging", ["tricks.historical_averaging=0.01"]),
     ("+virtual_batch_norm", ["tricks.virtual_batch_norm=True"]),
-    ("+consensus", ["tricks.consensus=10.0"]),
+    ("+consensus", ["tricks.consensus=10.0"]),          # γ of the paper
+    ("+consensus_gamma0.1", ["tricks.consensus=0.1"]),  # γ after a pilot on ring8
     ("+r1", ["tricks.r1_gamma=10.0"]),
     ("+ttur", []),  # two time-scale update rule: D_LR_RATIO below
 )
@@ -82,11 +83,12 @@ SHOWN = ("non_saturating", "wgan_gp", "+minibatch_discrimination", "+consensus")
 
 
 def study_config(name: str, data: str, overrides: list[str], steps: int, seeds: int,
-                 quick: bool):
+                 quick: bool, hidden: int = 64):
   """The config of one setting: the study protocol plus the setting's overrides."""
   config = jaxgen.get_config("gan", data)
   config_lib.apply_overrides(config, [
-      "model.generator_hidden=(64, 64)", "model.discriminator_hidden=(64, 64)",
+      f"model.generator_hidden=({hidden}, {hidden})",
+      f"model.discriminator_hidden=({hidden}, {hidden})",
       "model.latent_dim=8", "data.batch_size=64", "model.sample_from=generator",
       "train.progress=False", "train.on_nonfinite=continue", "train.log_every=500",
       "train.eval_batch_size=2000", "train.checkpoint_every=0", "train.keep_checkpoints=1",
@@ -134,7 +136,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def run_setting(data: str, name: str, overrides: list[str], args, out: pathlib.Path
                 ) -> tuple[dict, np.ndarray]:
-  config = study_config(name, data, overrides, args.steps, args.seeds, args.quick)
+  config = study_config(name, data, overrides, args.steps, args.seeds, args.quick,
+                        args.hidden)
   workdir = out / "runs" / data.replace(":", "_") / name.strip("+")
   started = time.perf_counter()
   result = jaxgen.fit(config, workdir=workdir, overwrite=True)
@@ -299,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--steps", type=int, default=0, help="default 5000 (quick: 30)")
   parser.add_argument("--seeds", type=int, default=0, help="default 8 (quick: 2)")
   parser.add_argument("--only", default="", help="comma-separated setting names")
+  parser.add_argument("--hidden", type=int, default=64, help="width of both MLPs' two layers")
   parser.add_argument("--workers", type=int, default=1,
                       help="processes sharing the settings (2 uses both cores)")
   args = parser.parse_args(argv)
@@ -332,7 +336,8 @@ def main(argv: list[str] | None = None) -> dict:
   plot_curves(rows, out / "modes_over_training.png")
   report = {
       "protocol": __doc__.split("Protocol")[1].split("Writes")[0].strip(),
-      "steps": args.steps, "seeds": args.seeds, "lr_multiplier": LR_MULTIPLIER,
+      "steps": args.steps, "seeds": args.seeds, "hidden": args.hidden,
+      "lr_multiplier": LR_MULTIPLIER,
       "workers": args.workers, "wall_seconds": total, "cpu_seconds": cpu,
       "cpu_count": os.cpu_count(),
       "load_average_1min": [load_before, os.getloadavg()[0]],
