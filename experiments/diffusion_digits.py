@@ -21,6 +21,7 @@ smoke test of the script, not a result.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -35,6 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import jaxgen  # noqa: E402
 from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
+from jaxgen.engine import logs  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
 
 MNIST = "idx:/work/shared/data/mnist-t10k"
@@ -116,8 +118,15 @@ def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
   out.mkdir(parents=True, exist_ok=True)
   config = get_config(data, args.quick, steps, hybrid)
   started = time.perf_counter()
-  result = jaxgen.fit(config, workdir=out / "run", overwrite=True)
+  reuse = args.reuse and (out / "run" / "checkpoints").is_dir()
+  # --reuse: a finished run's last checkpoint is restored (no steps left to
+  # train), so its curve and timing come from the run's own metrics file.
+  result = jaxgen.fit(config, workdir=out / "run", resume=reuse, overwrite=not reuse)
   train_seconds = time.perf_counter() - started
+  if reuse:
+    history = logs.read_jsonl(out / "run" / "metrics.jsonl")
+    result = dataclasses.replace(result, history=history)
+    train_seconds = max((r.get("time", 0.0) for r in history), default=train_seconds)
   spec = result.spec
   key = jax.random.PRNGKey(args.seed)
   timings = {}
@@ -174,6 +183,9 @@ def main(argv: list[str] | None = None) -> dict:
                       help="which of digits, digits_hybrid (learned variance, hybrid "
                            "loss), mnist to run; summary.json keeps earlier entries")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--reuse", action="store_true",
+                      help="restore finished training runs under --out instead of "
+                           "retraining (sampling and the bound are recomputed)")
   args = parser.parse_args(argv)
   if args.quick:
     args.steps, args.mnist_steps, args.num_samples = 3, 3, 16

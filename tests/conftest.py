@@ -18,7 +18,7 @@ def pytest_configure(config):
   programs (same model, same shapes) then hit this on-disk cache instead.
   """
   import jax  # pylint: disable=import-outside-toplevel
-  cache = config.cache.mkdir("xla_cache") if config.cache else None
+  cache = config.cache.mkdir("xla_cache") if getattr(config, "cache", None) else None
   if cache is not None:
     jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
