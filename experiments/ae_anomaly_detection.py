@@ -34,17 +34,6 @@ import jaxgen  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 
 
-def split_arrays(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """A split's model inputs (scaled to [0, 1], no binarization) and labels."""
-  dataset = data_lib.load_dataset(name)
-  xs, ys = [], []
-  for batch in data_lib.eval_batches(dataset, split=split, batch_size=1000):
-    keep = batch["mask"] > 0
-    xs.append(batch["x"][keep])
-    ys.append(batch["label"][keep])
-  return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
-
-
 def per_example_errors(result: jaxgen.RunResult, x: np.ndarray,
                        batch_size: int = 1000) -> np.ndarray:
   """The method's per-example `squared_error` (its evaluate), for all of x."""
@@ -61,8 +50,9 @@ def run(args: argparse.Namespace) -> dict:
   from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
   out = pathlib.Path(args.out)
   (out / "data").mkdir(parents=True, exist_ok=True)
-  x_train, y_train = split_arrays(args.data, "train")
-  x_test, y_test = split_arrays(args.data, "test")
+  dataset = data_lib.load_dataset(args.data)  # scaled to [0, 1], not binarized
+  x_train, y_train = data_lib.eval_arrays(dataset, "train")
+  x_test, y_test = data_lib.eval_arrays(dataset, "test")
   classes = sorted(set(int(c) for c in y_train))
   held_out = classes[:2] if args.quick else classes
   rows, histograms = [], {}

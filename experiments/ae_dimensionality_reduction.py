@@ -31,17 +31,6 @@ from jaxgen import latent  # noqa: E402
 from jaxgen.viz import latent as viz_latent  # noqa: E402
 
 
-def split_arrays(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """A split's model inputs (scaled to [0, 1], no binarization) and labels."""
-  dataset = data_lib.load_dataset(name)
-  xs, ys = [], []
-  for batch in data_lib.eval_batches(dataset, split=split, batch_size=1000):
-    keep = batch["mask"] > 0
-    xs.append(batch["x"][keep])
-    ys.append(batch["label"][keep])
-  return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
-
-
 def knn_accuracy(train_codes, train_labels, test_codes, test_labels, k: int = 5) -> float:
   """Test accuracy of a k-nearest-neighbour classifier in code space."""
   from sklearn.neighbors import KNeighborsClassifier  # pylint: disable=import-outside-toplevel
@@ -66,8 +55,9 @@ def run(args: argparse.Namespace) -> dict:
   config.train.progress = False
   result = jaxgen.fit(config)
 
-  x_train, y_train = split_arrays(args.data, "train")
-  x_test, y_test = split_arrays(args.data, "test")
+  dataset = data_lib.load_dataset(args.data)  # scaled to [0, 1], not binarized
+  x_train, y_train = data_lib.eval_arrays(dataset, "train")
+  x_test, y_test = data_lib.eval_arrays(dataset, "test")
   train_codes = latent.encode_all(result.method.encode, result.state, x_train)
   test_codes = latent.encode_all(result.method.encode, result.state, x_test)
   pca = PCA(n_components=2, random_state=args.seed).fit(x_train.reshape(len(x_train), -1))

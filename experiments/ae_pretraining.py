@@ -40,17 +40,6 @@ from jaxgen.families import autoencoder  # noqa: E402
 VARIANTS = ("scratch", "pretrained_finetuned", "pretrained_frozen")
 
 
-def split_arrays(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """A split's model inputs (scaled to [0, 1], no binarization) and labels."""
-  dataset = data_lib.load_dataset(name)
-  xs, ys = [], []
-  for batch in data_lib.eval_batches(dataset, split=split, batch_size=1000):
-    keep = batch["mask"] > 0
-    xs.append(batch["x"][keep])
-    ys.append(batch["label"][keep])
-  return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
-
-
 class Classifier(nn.Module):
   """The autoencoder's encoder, then a linear layer to class logits."""
 
@@ -90,8 +79,9 @@ def run(args: argparse.Namespace) -> dict:
   config.train.progress = False
   pretrained = jaxgen.fit(config)
 
-  x_train, y_train = split_arrays(args.data, "train")
-  x_test, y_test = split_arrays(args.data, "test")
+  dataset = data_lib.load_dataset(args.data)  # scaled to [0, 1], not binarized
+  x_train, y_train = data_lib.eval_arrays(dataset, "train")
+  x_test, y_test = data_lib.eval_arrays(dataset, "test")
   num_classes = int(y_train.max()) + 1
   m = config.model
   encoder = autoencoder.Encoder(

@@ -46,13 +46,6 @@ from jaxgen.viz import grid  # noqa: E402
 MNIST = "idx:/work/shared/data/mnist-t10k"
 
 
-def split_arrays(dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
-  size = dataset.spec.num_train if split == "train" else dataset.spec.num_test
-  batch = next(iter(data_lib.eval_batches(dataset, split=split, batch_size=size)))
-  keep = batch["mask"] > 0
-  return batch["x"][keep], batch["label"][keep]
-
-
 def shape_measures(images: np.ndarray, value_range) -> dict[str, np.ndarray]:
   """Ink (mean intensity), width (horizontal std) and slant (x-y shear) per image."""
   lo, hi = value_range
@@ -117,8 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
   # Categorical code -> digit class, through a classifier of real digits.
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
   dataset = data_lib.from_config(config.data)
-  x_train, y_train = split_arrays(dataset, "train")
-  x_test, y_test = split_arrays(dataset, "test")
+  x_train, y_train = data_lib.eval_arrays(dataset, "train")
+  x_test, y_test = data_lib.eval_arrays(dataset, "test")
   clf = LogisticRegression(max_iter=300, C=0.5).fit(x_train.reshape(len(x_train), -1), y_train)
   per_value = 100 if args.quick else 500
   key_z, key_c = jax.random.split(jax.random.PRNGKey(2))

@@ -36,17 +36,6 @@ from jaxgen import latent  # noqa: E402
 from jaxgen.viz import latent as viz_latent  # noqa: E402
 
 
-def test_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
-  """The test split as the VAE evaluates it (binarized with fixed noise) and labels."""
-  dataset = data_lib.load_dataset(name, binarize="dynamic")
-  xs, ys = [], []
-  for batch in data_lib.eval_batches(dataset, split="test", batch_size=1000):
-    keep = batch["mask"] > 0
-    xs.append(batch["x"][keep])
-    ys.append(batch["label"][keep])
-  return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
-
-
 def train_vae(args: argparse.Namespace, latent_dim: int, beta: float) -> jaxgen.RunResult:
   config = jaxgen.get_config("vae", args.data)
   config.model.latent_dim = latent_dim
@@ -62,7 +51,8 @@ def train_vae(args: argparse.Namespace, latent_dim: int, beta: float) -> jaxgen.
 def run(args: argparse.Namespace) -> dict:
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  x_test, y_test = test_arrays(args.data)
+  x_test, y_test = data_lib.eval_arrays(  # binarized with fixed noise, as evaluated
+      data_lib.load_dataset(args.data, binarize="dynamic"), "test")
   report: dict = {"experiment": "VAE latent tools", "data": args.data, "quick": args.quick,
                   "steps": 20 if args.quick else args.steps,
                   "hidden": [16] if args.quick else list(args.hidden), "seed": args.seed}

@@ -20,6 +20,7 @@ from jaxgen.data._options import BINARIZE, SCALES, DataOptions, default_config
 from jaxgen.data._pipeline import (
     Dataset,
     TrainIterator,
+    eval_arrays,
     eval_batches,
     from_config,
     load_dataset,
@@ -38,6 +39,7 @@ __all__ = [
     "Dataset",
     "TrainIterator",
     "default_config",
+    "eval_arrays",
     "eval_batches",
     "from_config",
     "list_datasets",

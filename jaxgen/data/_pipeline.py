@@ -303,6 +303,22 @@ def eval_batches(dataset: Dataset, split: str = "test", batch_size: int = 128,
   return _eval_iterator(data, transform, batch_size, rows, with_labels, seed)
 
 
+def eval_arrays(dataset: Dataset, split: str = "test",
+                batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+  """The whole split as two arrays (x, labels), as `eval_batches` gives it.
+
+  Same order and the same fixed transforms; labels are None for unlabelled data.
+  For experiment scripts that hand a split to scikit-learn or plot it.
+  """
+  xs, labels = [], []
+  for batch in eval_batches(dataset, split=split, batch_size=batch_size):
+    keep = batch["mask"] > 0
+    xs.append(batch["x"][keep])
+    if "label" in batch:
+      labels.append(batch["label"][keep])
+  return np.concatenate(xs), (np.concatenate(labels) if labels else None)
+
+
 def _eval_iterator(data: Split, transform: Transform, batch_size: int, rows: slice,
                    with_labels: bool, seed: int) -> Iterator[dict[str, np.ndarray]]:
   """The batches of eval_batches."""

@@ -157,6 +157,15 @@ def test_eval_batches_cover_the_split_once_with_mask(tmp_path, batch_size):
           np.concatenate([parts[i][b]["mask"] for i in range(4)]), batch["mask"])
 
 
+def test_eval_arrays_are_the_split_in_order_with_labels(tmp_path):
+  x, labels = data.eval_arrays(numbered(tmp_path), "test", batch_size=5)
+  np.testing.assert_array_equal(x[:, 0], 1000 + np.arange(23))
+  assert labels is None
+  x, labels = data.eval_arrays(grey(tmp_path, value=255), "train", batch_size=7)
+  assert x.shape == (64, 4, 4, 1) and np.all(x == 1.0)
+  np.testing.assert_array_equal(labels, np.arange(64))
+
+
 def test_eval_batches_rejects_unknown_split(tmp_path):
   with pytest.raises(ConfigError, match="'train' or 'test'"):
     data.eval_batches(numbered(tmp_path), "validation")
