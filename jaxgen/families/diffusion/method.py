@@ -508,7 +508,7 @@ def data_codec(config: ml_collections.ConfigDict, spec: Any) -> Codec:
     units = "bits per dimension of the dequantized data in integer units (0..levels)"
   else:
     log_det = math.log(2.0 / (hi - lo))
-    units = f"bits per dimension of the density of x in the data's units"
+    units = "bits per dimension of the density of x in the data's units"
 
   def encode(model_state, x, key):
     del model_state, key

@@ -38,7 +38,6 @@ from jaxgen import registry
 from jaxgen.engine import optim, parallel, rng
 from jaxgen.engine.state import Method, TrainState
 from jaxgen.families.gan import losses, networks, settings, tricks
-from jaxgen.families.gan.settings import Settings
 
 Array = jax.Array
 Batch = dict[str, Array]

@@ -10,7 +10,6 @@ import jaxgen
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen.errors import ConfigError
-from jaxgen.families.gan import method as gan_method
 from jaxgen.families.gan import settings
 
 TINY = ["model.generator_hidden=(8,)", "model.discriminator_hidden=(8,)",
