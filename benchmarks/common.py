@@ -18,12 +18,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
-  """Median wall time of `fn()` (blocked until ready) after `warmup` calls."""
+def timed(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> list[float]:
+  """Wall times of `fn()` (blocked until ready) after `warmup` untimed calls."""
   for _ in range(warmup):
     jax.block_until_ready(fn())
   times = []
@@ -31,7 +32,12 @@ def median_seconds(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> 
     start = time.perf_counter()
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return times
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:
+  """Median wall time of `fn()` (blocked until ready) after `warmup` calls."""
+  return statistics.median(timed(fn, repeats, warmup))
 
 
 def peak_matmul_flops(size: int = 2048, dtype=jnp.float32, repeats: int = 5) -> float:
@@ -54,13 +60,18 @@ def peak_matmul_flops(size: int = 2048, dtype=jnp.float32, repeats: int = 5) -> 
   return chain * 2 * size**3 / best
 
 
-def compiled_flops(jitted: Any, *args: Any) -> float | None:
-  """XLA's FLOP count of one call of a jitted function (None if unknown)."""
-  analysis = jitted.lower(*args).compile().cost_analysis()
-  if isinstance(analysis, list):
+def program_flops(compiled: Any) -> float | None:
+  """XLA's FLOP count of one call of a compiled program (None if unknown)."""
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
     analysis = analysis[0] if analysis else {}
   flops = (analysis or {}).get("flops")
   return float(flops) if flops else None
+
+
+def compiled_flops(jitted: Any, *args: Any) -> float | None:
+  """XLA's FLOP count of one call of a jitted function (None if unknown)."""
+  return program_flops(jitted.lower(*args).compile())
 
 
 def machine() -> dict[str, Any]:
@@ -90,3 +101,18 @@ def write(name: str, payload: dict[str, Any], out: str | None = None) -> pathlib
   print(json.dumps(payload, indent=2))
   print(f"wrote {path}")
   return path
+
+
+def engine_rate(config: Any) -> dict[str, float]:
+  """Steps/s of `jaxgen.fit(config)` after its first logging window, and its wall time.
+
+  The first window holds the compilation, so it is left out of the rate.
+  """
+  import jaxgen  # pylint: disable=import-outside-toplevel
+  start = time.perf_counter()
+  result = jaxgen.fit(config)
+  wall = time.perf_counter() - start
+  rates = [r["steps_per_sec"] for r in result.history if r.get("split") == "train"]
+  rate = float(np.median(rates[1:] if len(rates) > 1 else rates))
+  return {"steps_per_sec": rate, "examples_per_sec": rate * config.data.batch_size,
+          "wall_seconds_incl_compile": wall, "steps": config.train.steps}

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -28,6 +26,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from jaxgen.nn import PhaseConvTranspose  # noqa: E402
+
+from benchmarks import common  # noqa: E402
 
 # (name, input [H, W, Cin], output features); every layer doubles H and W.
 LAYERS = (
@@ -39,18 +39,6 @@ LAYERS = (
 )
 KERNEL = (4, 4)
 STRIDES = (2, 2)
-
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-  """Median wall time of fn() in milliseconds, after `warmup` untimed calls."""
-  for _ in range(warmup):
-    jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
 
 
 def bench_layer(input_shape: tuple[int, int, int], features: int, batch: int,
@@ -76,10 +64,10 @@ def bench_layer(input_shape: tuple[int, int, int], features: int, batch: int,
     forward = jax.jit(module.apply)
     train = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
     outputs[name] = forward(params, x)
-    result[f"{name}_forward_ms"] = median_ms(lambda: forward(params, x),
-                                             repeats)
-    result[f"{name}_forward_backward_ms"] = median_ms(
-        lambda: train(params, x), repeats)
+    result[f"{name}_forward_ms"] = 1e3 * common.median_seconds(
+        lambda: forward(params, x), repeats, warmup=2)
+    result[f"{name}_forward_backward_ms"] = 1e3 * common.median_seconds(
+        lambda: train(params, x), repeats, warmup=2)
   for form in ("phase", "combined"):
     prefix = "" if form == "phase" else "combined_"
     result[f"{prefix}speedup_forward"] = (result["conv_transpose_forward_ms"]
@@ -90,16 +78,6 @@ def bench_layer(input_shape: tuple[int, int, int], features: int, batch: int,
     result[f"{prefix}max_abs_diff"] = float(
         jnp.max(jnp.abs(outputs[form] - outputs["conv_transpose"])))
   return result
-
-
-def peak_matmul_flops(size: int = 2048, repeats: int = 5) -> float:
-  """FLOP/s of a large jitted float32 matmul on this machine, now."""
-  rng = np.random.default_rng(0)
-  a = jnp.asarray(rng.standard_normal((size, size), np.float32))
-  b = jnp.asarray(rng.standard_normal((size, size), np.float32))
-  matmul = jax.jit(jnp.matmul)
-  seconds = median_ms(lambda: matmul(a, b), repeats) / 1e3
-  return 2 * size**3 / seconds
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -125,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
       "strides": list(STRIDES),
       "loss": "sum(y**2), grads w.r.t. params and input",
       "repeats": args.repeats,
-      "peak_matmul_flops": peak_matmul_flops(),
+      "peak_matmul_flops": common.peak_matmul_flops(),
       "forms": {"phase": "PhaseConvTranspose(form='phases'): one stride-1 conv "
                          "per output phase (the default for strides > 1)",
                 "combined": "PhaseConvTranspose(form='combined'): one conv "

@@ -17,12 +17,10 @@ because XLA counts a loop body once whatever its trip count. Writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,28 +32,11 @@ from jaxgen import data as data_lib  # noqa: E402
 from jaxgen import registry  # noqa: E402
 from jaxgen.families.diffusion import method as diffusion  # noqa: E402
 
+from benchmarks import common  # noqa: E402
+
 DIGITS_UNET = ["model.channels=32", "model.channel_mults=(1, 2)", "model.num_res_blocks=1",
                "model.attention_resolutions=(4,)"]
 
-
-def flops_of(compiled) -> float:
-  """FLOPs of a compiled program by XLA's cost analysis."""
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0]
-  return float(cost.get("flops", float("nan")))
-
-
-def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
-  """Wall times of fn() (blocking on its result) after `warmup` untimed calls."""
-  for _ in range(warmup):
-    jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return times
 
 
 def peak_flops(size: int, repeats: int) -> dict[str, float]:
@@ -64,8 +45,8 @@ def peak_flops(size: int, repeats: int) -> dict[str, float]:
   a = jax.random.normal(keys[0], (size, size), jnp.float32)
   b = jax.random.normal(keys[1], (size, size), jnp.float32)
   matmul = jax.jit(jnp.matmul).lower(a, b).compile()
-  times = timed(lambda: matmul(a, b), repeats, warmup=2)
-  flops = flops_of(matmul)
+  times = common.timed(lambda: matmul(a, b), repeats, warmup=2)
+  flops = common.program_flops(matmul)
   return {"matmul_size": size, "flops": flops, "best_seconds": min(times),
           "peak_flops_per_second": flops / min(times)}
 
@@ -118,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
   started = time.perf_counter()
   step = jax.jit(method.train_step, donate_argnums=0).lower(state, batch).compile()
   compile_seconds = time.perf_counter() - started
-  step_flops = flops_of(step)
+  step_flops = common.program_flops(step)
 
   def run_steps():
     nonlocal state
@@ -126,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
       state, metrics = step(state, batch)
     return metrics
 
-  times = timed(run_steps, args.repeats)
+  times = common.timed(run_steps, args.repeats)
   seconds = statistics.median(times) / args.train_steps
   report["train"] = {
       "batch": args.train_batch, "compile_seconds": compile_seconds,
@@ -142,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
   x = jnp.zeros((args.sample_batch,) + tuple(spec.shape))
   t = jnp.zeros((args.sample_batch,), jnp.int32)
   forward = jax.jit(net.apply).lower({"params": state.model_state["ema"]}, x, t).compile()
-  forward_flops = flops_of(forward)
+  forward_flops = common.program_flops(forward)
   report["sampling"] = {}
   for name, sampler, steps in (("ddpm_1000" if not args.quick else "ddpm_all", "ddpm",
                                 timesteps), (f"ddim_{ddim_steps}", "ddim", ddim_steps)):
@@ -151,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     compiled = fn.lower(state, jax.random.PRNGKey(1)).compile()
     compile_seconds = time.perf_counter() - started
-    times = timed(lambda c=compiled: c(state, jax.random.PRNGKey(1)),
+    times = common.timed(lambda c=compiled: c(state, jax.random.PRNGKey(1)),
                   max(1, args.repeats // 2), warmup=0)
     seconds = statistics.median(times)
     flops = steps * forward_flops
@@ -161,16 +142,13 @@ def main(argv: list[str] | None = None) -> dict:
         "images_per_second": args.sample_batch / seconds,
         "flops_per_step_forward": forward_flops, "flops": flops,
         "flops_per_second": flops / seconds, "share_of_peak": flops / seconds / peak,
-        "cost_analysis_flops_of_loop_program": flops_of(compiled),
+        "cost_analysis_flops_of_loop_program": common.program_flops(compiled),
     }
     print(f"{name}: {args.sample_batch / seconds:.2f} images/s "
           f"({seconds:.1f} s per batch of {args.sample_batch}), "
           f"{flops / seconds / peak:.1%} of peak", flush=True)
   report["load_average_1min_end"] = os.getloadavg()[0]
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(report, f, indent=2)
-  print(f"wrote {args.out}")
+  common.write("diffusion_throughput", report, args.out)
   return report
 
 

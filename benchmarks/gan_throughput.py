@@ -17,10 +17,8 @@ import argparse
 import os
 import pathlib
 import sys
-import time
 
 import jax
-import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -85,18 +83,6 @@ def bare_step(config, repeats: int, peak: float, inner: int) -> dict[str, float]
   }
 
 
-def engine_rate(config) -> dict[str, float]:
-  """Steps/s of jaxgen.fit after the first logging window, and its wall time."""
-  start = time.perf_counter()
-  result = jaxgen.fit(config)
-  wall = time.perf_counter() - start
-  rates = [r["steps_per_sec"] for r in result.history if r.get("split") == "train"]
-  rates = rates[1:] if len(rates) > 1 else rates  # the first window holds compilation
-  rate = float(np.median(rates))
-  return {"steps_per_sec": rate, "examples_per_sec": rate * config.data.batch_size,
-          "wall_seconds_incl_compile": wall, "steps": config.train.steps}
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -113,9 +99,9 @@ def main() -> None:
     config = make_config(data, overrides, steps)
     entry = {"data": data, "overrides": overrides,
              "bare": bare_step(config, repeats, peak, inner=2 if heavy else 20),
-             "engine": engine_rate(config)}
+             "engine": common.engine_rate(config)}
     if not heavy:
-      multi = engine_rate(make_config(data, overrides, steps, seeds=tuple(range(8))))
+      multi = common.engine_rate(make_config(data, overrides, steps, seeds=tuple(range(8))))
       entry["engine_8_seeds"] = {**multi, "seed_steps_per_sec": 8 * multi["steps_per_sec"]}
     results["configs"][name] = entry
     print(name, entry, flush=True)

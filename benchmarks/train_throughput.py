@@ -19,10 +19,8 @@ import argparse
 import os
 import pathlib
 import sys
-import time
 
 import jax
-import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -84,24 +82,15 @@ def bare_step(config, repeats: int, peak: float) -> dict[str, float]:
   }
 
 
-def engine_rate(config) -> tuple[float, float]:
-  """(steps/s after the first logging window, whole wall time) of jaxgen.fit."""
-  start = time.perf_counter()
-  result = jaxgen.fit(config)
-  wall = time.perf_counter() - start
-  rates = [r["steps_per_sec"] for r in result.history if r["split"] == "train"]
-  rates = rates[1:] if len(rates) > 1 else rates  # the first window holds compilation
-  return float(np.median(rates)), wall
-
-
 def multi_seed(overrides: list[str], steps: int, k: int) -> dict[str, float]:
   """K seeds in one program vs K separate runs (per step, and wall incl. compile)."""
-  single_rate, single_wall = engine_rate(make_config(overrides, steps))
-  separate_wall = single_wall
+  single = common.engine_rate(make_config(overrides, steps))
+  single_rate, separate_wall = single["steps_per_sec"], single["wall_seconds_incl_compile"]
   for seed in range(1, k):
-    separate_wall += engine_rate(make_config(overrides, steps, seed=seed))[1]
-  multi_rate, multi_wall = engine_rate(
-      make_config(overrides, steps, seeds=tuple(range(k))))
+    separate_wall += common.engine_rate(
+        make_config(overrides, steps, seed=seed))["wall_seconds_incl_compile"]
+  multi = common.engine_rate(make_config(overrides, steps, seeds=tuple(range(k))))
+  multi_rate, multi_wall = multi["steps_per_sec"], multi["wall_seconds_incl_compile"]
   return {
       "overrides": overrides,
       "seeds": k,
@@ -131,10 +120,7 @@ def main() -> None:
   for name, overrides in configs(args.quick).items():
     config = make_config(overrides, steps)
     entry = {"overrides": overrides, "bare": bare_step(config, repeats, peak)}
-    rate, wall = engine_rate(config)
-    entry["engine"] = {"steps_per_sec": rate,
-                       "examples_per_sec": rate * config.data.batch_size,
-                       "wall_seconds_incl_compile": wall, "steps": steps}
+    entry["engine"] = common.engine_rate(config)
     results["configs"][name] = entry
     print(name, entry)
 

@@ -29,7 +29,6 @@ training time, examples/s and this machine's peak matmul FLOP/s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -46,22 +45,11 @@ from jaxgen import data as data_lib  # noqa: E402
 from jaxgen import latent  # noqa: E402
 from jaxgen import registry  # noqa: E402
 
+from benchmarks import common  # noqa: E402
+
 DATA = "idx:/work/shared/data/mnist-t10k"
 # Burda et al. 2016, Table 1, one stochastic layer, test NLL in nats (60k train).
 PUBLISHED = {"vae": {"k": 1, "nll": 86.76}, "iwae": {"k": 5, "nll": 85.54}}
-
-
-def peak_matmul_flops(size: int = 2048, repeats: int = 5) -> float:
-  """FLOP/s of a large jitted float32 matmul here and now (best of repeats)."""
-  a = jnp.ones((size, size), jnp.float32) / size
-  matmul = jax.jit(lambda x: x @ a)
-  jax.block_until_ready(matmul(a))
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(matmul(a))
-    best = min(best, time.perf_counter() - start)
-  return 2 * size**3 / best
 
 
 def config_for(method: str, args: argparse.Namespace):
@@ -166,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 else f"{device.platform} ({device.device_kind})",
       "host_cpus": os.cpu_count(), "machine": platform.machine(),
       "load_average_1min_start": os.getloadavg()[0],
-      "peak_matmul_flops": peak_matmul_flops(),
+      "peak_matmul_flops": common.peak_matmul_flops(),
       "published": {"source": "Burda, Grosse & Salakhutdinov 2016, Table 1 (1 stochastic "
                               "layer), trained on 60,000 images", **PUBLISHED},
       "results": {},
@@ -207,10 +195,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
           f"({entry['train_examples_per_second']:.0f} ex/s), eval {test['eval_seconds']:.0f} s",
           flush=True)
   report["load_average_1min_end"] = os.getloadavg()[0]
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(report, f, indent=2)
-  print(f"wrote {args.out}")
+  common.write("vae_mnist_nll", report, args.out)
   return report
 
 
