@@ -68,18 +68,10 @@ def train_config(name: str, steps: int, quick: bool):
   return config
 
 
-def split_arrays(dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """All (x, label) of a split, as the model sees them (scaled to [-1, 1])."""
-  size = dataset.spec.num_train if split == "train" else dataset.spec.num_test
-  batch = next(iter(data_lib.eval_batches(dataset, split=split, batch_size=size)))
-  keep = batch["mask"] > 0
-  return batch["x"][keep], batch["label"][keep]
-
-
 def classifier(dataset):
   """A logistic regression on the real training images (flattened)."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
-  x, y = split_arrays(dataset, "train")
+  x, y = data_lib.eval_arrays(dataset, "train")
   model = LogisticRegression(max_iter=300, C=0.5)
   model.fit(x.reshape(len(x), -1), y)
   return model
@@ -172,7 +164,7 @@ def run_dataset(name: str, steps: int, args, out: pathlib.Path) -> dict:
 
   # Classifier-based scores and latent arithmetic.
   clf = classifier(dataset)
-  x_test, y_test = split_arrays(dataset, "test")
+  x_test, y_test = data_lib.eval_arrays(dataset, "test")
   real_probs = clf.predict_proba(x_test.reshape(len(x_test), -1))
   probs = clf.predict_proba(images.reshape(len(images), -1))
   # The quick run's generator is untrained: take every sample as confident.
@@ -216,7 +208,8 @@ def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default="runs/gan_dcgan_digits")
   parser.add_argument("--quick", action="store_true", help="tiny run for tests")
-  parser.add_argument("--datasets", default="digits,mnist")
+  parser.add_argument("--datasets", default="digits,mnist",
+                      help="comma-separated; results.json keeps the others' earlier entries")
   parser.add_argument("--steps", type=int, default=0, help="digits steps (default 3000)")
   parser.add_argument("--mnist-steps", type=int, default=0, help="default 1500")
   args = parser.parse_args(argv)
@@ -224,7 +217,9 @@ def main(argv: list[str] | None = None) -> dict:
   names = [n for n in args.datasets.split(",") if n]
   if args.quick:
     names = [n for n in names if n == "digits"]
-  records = {}
+  # Datasets not run this time keep their earlier entry.
+  previous = out / "results.json"
+  records = json.loads(previous.read_text()) if previous.is_file() and not args.quick else {}
   for name in names:
     if name == "mnist" and not os.path.isdir(MNIST.split(":", 1)[1]):
       print(f"skipping mnist: {MNIST} not found")

@@ -303,11 +303,14 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--seeds", type=int, default=0, help="default 8 (quick: 2)")
   parser.add_argument("--only", default="", help="comma-separated setting names")
   parser.add_argument("--hidden", type=int, default=64, help="width of both MLPs' two layers")
-  parser.add_argument("--workers", type=int, default=1,
-                      help="processes sharing the settings (2 uses both cores)")
+  parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                      help="processes sharing the settings (default: 2, both cores "
+                           "of the reference machine; 1 in --quick)")
   args = parser.parse_args(argv)
   args.steps = args.steps or (30 if args.quick else 5000)
   args.seeds = args.seeds or (2 if args.quick else 8)
+  if args.quick:
+    args.workers = 1
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   names = [n for n, _ in SETTINGS if not args.only or n in args.only.split(",")]
