@@ -28,7 +28,8 @@ RESUMABLE_KEYS = (
     "train.steps", "train.progress", "train.tensorboard", "train.log_every",
     "train.eval_every", "train.sample_every", "train.checkpoint_every",
     "train.keep_checkpoints", "train.num_samples", "train.strategy",
-    "train.num_devices", "train.eval_batch_size", "train.final_eval", "train.on_nonfinite")
+    "train.num_devices", "train.eval_batch_size", "train.final_eval", "train.on_nonfinite",
+    "train.seed_strategy")
 # (train.coverage_samples changes evaluation numbers, so it must match.)
 
 
@@ -37,7 +38,13 @@ def train_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       steps=2000,
       seed=0,
-      seeds=(),              # non-empty: train one replica per seed, vmapped
+      seeds=(),              # non-empty: train one replica per seed, in one program
+      # How the train step runs the replicas: "vmap" (batched; fastest for
+      # dense layers and on accelerators) or "loop" (one after the other inside
+      # the compiled step, `lax.map`; for conv nets on a CPU, where vmapping
+      # turns convolutions into slow grouped convolutions). Init, evaluation
+      # and sampling are vmapped either way.
+      seed_strategy="vmap",
       strategy="jit",        # "jit" (device mesh + shardings) or "pmap"
       num_devices=0,         # 0: all devices
       log_every=50,

@@ -32,7 +32,7 @@ from jaxgen.engine import logs
 from jaxgen.engine import parallel
 from jaxgen.engine import workdir as workdir_lib
 from jaxgen.engine.state import Method, TrainState
-from jaxgen.errors import ConfigError, NonFiniteError
+from jaxgen.errors import ConfigError, NonFiniteError, choices
 from jaxgen.metrics import mode_coverage
 from jaxgen.viz import grid
 
@@ -118,11 +118,29 @@ def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
 
+SEED_STRATEGIES = ("vmap", "loop")
+
+
+def over_seeds(fn: Callable[..., Any], strategy: str = "vmap") -> Callable[..., Any]:
+  """`fn` applied to each replica along the leading seed axis of every argument.
+
+  "vmap" batches the replicas; "loop" runs them one after the other inside the
+  same compiled program (`lax.map`), which keeps each replica's operations the
+  shape of a single-seed run's.
+  """
+  if strategy == "vmap":
+    return jax.vmap(fn)
+  return lambda *args: jax.lax.map(lambda xs: fn(*xs), args)
+
+
 def _check_train_config(config: ml_collections.ConfigDict) -> None:
   tc = config.train
   if tc.on_nonfinite not in ("stop", "continue"):
     raise ConfigError(f"train.on_nonfinite must be 'stop' or 'continue', got "
                       f"{tc.on_nonfinite!r}")
+  if tc.seed_strategy not in SEED_STRATEGIES:
+    raise ConfigError(f"unknown train.seed_strategy {tc.seed_strategy!r}; "
+                      f"valid: {choices(SEED_STRATEGIES)}")
   for key in ("steps", "log_every", "keep_checkpoints"):
     if tc[key] < 1:
       raise ConfigError(f"train.{key} must be at least 1, got {tc[key]}")
@@ -344,7 +362,8 @@ class Trainer:
           "data_spec": spec_to_json(self.spec),
       })
     step_fn = self.strategy.compile_step(
-        jax.vmap(self.method.train_step) if self.multi else self.method.train_step)
+        over_seeds(self.method.train_step, self.tc.seed_strategy) if self.multi
+        else self.method.train_step)
     progress = logs.Progress(
         total, start, f"{self.config.method} on {self.spec.name}",
         enabled=self.tc.progress and self.is_main)

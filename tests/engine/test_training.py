@@ -33,14 +33,18 @@ def test_four_devices_give_the_one_device_parameters(strategy):
 def test_multi_seed_replicas_match_single_seed_runs():
   seeds = (0, 1, 2)
   together = jaxgen.fit(tiny_vae(seeds=seeds))
-  assert together.state.step.shape == (3,)
+  looped = jaxgen.fit(tiny_vae(seeds=seeds, seed_strategy="loop"))
+  assert together.state.step.shape == looped.state.step.shape == (3,)
   for i, seed in enumerate(seeds):
     alone = jaxgen.fit(tiny_vae(seed=seed))
     assert_trees_close(params_of(together, i), params_of(alone))
+    assert_trees_close(params_of(looped, i), params_of(alone))
 
 
-def test_multi_seed_under_pmap_matches_single_seed():
-  together = jaxgen.fit(tiny_vae(seeds=(0, 1), strategy="pmap", num_devices=2))
+@pytest.mark.parametrize("seed_strategy", ["vmap", "loop"])
+def test_multi_seed_under_pmap_matches_single_seed(seed_strategy):
+  together = jaxgen.fit(tiny_vae(seeds=(0, 1), strategy="pmap", num_devices=2,
+                                 seed_strategy=seed_strategy))
   alone = jaxgen.fit(tiny_vae(seed=1, num_devices=1))
   assert_trees_close(params_of(together, 1), params_of(alone))
 
@@ -54,3 +58,5 @@ def test_bad_train_settings_are_rejected():
     jaxgen.fit(config)
   with pytest.raises(ConfigError, match="train.steps must be at least 1"):
     jaxgen.fit(tiny_vae(steps=0))
+  with pytest.raises(ConfigError, match="train.seed_strategy 'scan'; valid: 'vmap' or 'loop'"):
+    jaxgen.fit(tiny_vae(seeds=(0, 1), seed_strategy="scan"))
