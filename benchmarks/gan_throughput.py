@@ -8,7 +8,8 @@ XLA's FLOP count per step, the achieved FLOP/s and its share of the machine's
 peak (a large jitted matmul, measured in the same run); and the same step
 inside the engine (`jaxgen.fit`, steps/s after the first logging window), and
 with 8 seeds trained together (the multi-seed mode the mode-collapse study
-uses). Results go to benchmarks/results/gan_throughput.json.
+uses), vmapped and looped (`train.seed_strategy`). Results go to
+benchmarks/results/gan_throughput.json.
 """
 
 from __future__ import annotations
@@ -101,8 +102,11 @@ def main() -> None:
              "bare": bare_step(config, repeats, peak, inner=2 if heavy else 20),
              "engine": common.engine_rate(config)}
     if not heavy:
-      multi = common.engine_rate(make_config(data, overrides, steps, seeds=tuple(range(8))))
-      entry["engine_8_seeds"] = {**multi, "seed_steps_per_sec": 8 * multi["steps_per_sec"]}
+      for seed_strategy in ("vmap", "loop"):
+        multi = common.engine_rate(make_config(data, overrides, steps, seeds=tuple(range(8)),
+                                               seed_strategy=seed_strategy))
+        entry[f"engine_8_seeds_{seed_strategy}"] = {
+            **multi, "seed_steps_per_sec": 8 * multi["steps_per_sec"]}
     results["configs"][name] = entry
     print(name, entry, flush=True)
   results["load_average_1min_end"] = os.getloadavg()[0]
