@@ -1,5 +1,9 @@
 """Shared helpers for tests: tiny configs and tree comparisons."""
 
+import importlib.util
+import pathlib
+import sys
+
 import jax
 import numpy as np
 
@@ -31,3 +35,16 @@ def assert_trees_close(a, b, rtol=2e-5, atol=2e-6):
 
 def assert_trees_equal(a, b):
   jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load_experiment(name):
+  """An experiment script (experiments/NAME.py) as a module."""
+  spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  # Dataclasses (flax modules) defined in the script look their module up here.
+  sys.modules[spec.name] = module
+  spec.loader.exec_module(module)
+  return module

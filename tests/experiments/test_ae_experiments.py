@@ -1,24 +1,13 @@
 """The autoencoder and VAE experiment scripts run end to end at tiny size (--quick)."""
 
-import importlib.util
 import json
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
-EXPERIMENTS = pathlib.Path(__file__).resolve().parents[2] / "experiments"
+from tests.helpers import EXPERIMENTS, load_experiment
+
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _script(name):
-  spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  # Dataclasses (flax modules) defined in the script look their module up here.
-  sys.modules[spec.name] = module
-  spec.loader.exec_module(module)
-  return module
 
 
 def _is_png(path):
@@ -26,7 +15,7 @@ def _is_png(path):
 
 
 def test_anomaly_detection_holds_a_class_out_and_scores_it(tmp_path):
-  report = _script("ae_anomaly_detection").main(["--quick", "--out", str(tmp_path)])
+  report = load_experiment("ae_anomaly_detection").main(["--quick", "--out", str(tmp_path)])
   written = json.loads((tmp_path / "anomaly_auc.json").read_text())
   assert written == json.loads(json.dumps(report))
   assert [r["held_out_class"] for r in report["rows"]] == [0, 1]
@@ -46,7 +35,7 @@ def test_anomaly_detection_holds_a_class_out_and_scores_it(tmp_path):
 
 
 def test_pretraining_compares_three_classifiers_over_seeds(tmp_path):
-  module = _script("ae_pretraining")
+  module = load_experiment("ae_pretraining")
   report = module.main(["--quick", "--out", str(tmp_path)])
   assert report["seeds"] == [0, 1] and len(report["rows"]) == 2
   for row in report["rows"]:
@@ -66,7 +55,7 @@ def test_pretraining_compares_three_classifiers_over_seeds(tmp_path):
 
 
 def test_dimensionality_reduction_plots_codes_and_scores_them(tmp_path):
-  report = _script("ae_dimensionality_reduction").main(["--quick", "--out", str(tmp_path)])
+  report = load_experiment("ae_dimensionality_reduction").main(["--quick", "--out", str(tmp_path)])
   assert _is_png(tmp_path / "codes_autoencoder.png") and _is_png(tmp_path / "codes_pca.png")
   accuracy = report["knn_accuracy"]
   assert 0.0 <= accuracy["autoencoder"] <= 1.0
@@ -77,7 +66,7 @@ def test_dimensionality_reduction_plots_codes_and_scores_them(tmp_path):
 
 
 def test_vae_latent_tools_write_every_figure(tmp_path):
-  report = _script("vae_latent_tools").main(["--quick", "--out", str(tmp_path)])
+  report = load_experiment("vae_latent_tools").main(["--quick", "--out", str(tmp_path)])
   for name in ("manifold", "codes_2d", "interpolation_linear", "interpolation_spherical",
                "traversal", "active_units_beta1"):
     assert _is_png(tmp_path / f"{name}.png"), name

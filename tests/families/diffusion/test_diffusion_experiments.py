@@ -1,19 +1,10 @@
 """Each diffusion experiment script runs end to end in --quick mode."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-EXPERIMENTS = pathlib.Path(__file__).resolve().parents[3] / "experiments"
-
-
-def load(name):
-  spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from tests.helpers import load_experiment
 
 
 @pytest.mark.parametrize("name,files", [
@@ -25,7 +16,7 @@ def load(name):
     ("diffusion_toy2d", ["ring8/density.png"]),
 ])
 def test_quick_mode_writes_its_outputs(tmp_path, name, files):
-  summary = load(name).main(["--quick", "--out", str(tmp_path)])
+  summary = load_experiment(name).main(["--quick", "--out", str(tmp_path)])
   assert summary["quick"] is True
   for file in files + ["summary.json"]:
     assert (tmp_path / file).is_file(), file

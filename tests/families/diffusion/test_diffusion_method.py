@@ -1,8 +1,5 @@
 """The `ddpm` and `latent_diffusion` methods end to end, guidance identities, errors."""
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +13,7 @@ from jaxgen.engine import rng
 from jaxgen.errors import ConfigError
 from jaxgen.families.diffusion import method as diffusion
 from jaxgen.families.diffusion import schedules
+from tests.helpers import load_experiment
 
 TINY_UNET = ["model.channels=8", "model.channel_mults=(1,)", "model.num_res_blocks=1",
              "model.attention_resolutions=()", "model.norm_groups=4", "model.timesteps=50",
@@ -48,20 +46,10 @@ def unet_run():
   return jaxgen.fit(small(steps=2, overrides=TINY_UNET))
 
 
-def experiment(name):
-  """An experiment script as a module (its configs are reused here, so the
-  compiled programs of its --quick test come from the persistent cache)."""
-  path = pathlib.Path(__file__).resolve().parents[3] / "experiments" / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.fixture(scope="module")
 def cfg_run():
   """The MLP denoiser with classifier-free guidance on digits, 150 steps."""
-  config = experiment("diffusion_guidance").get_config(quick=True, steps=150,
+  config = load_experiment("diffusion_guidance").get_config(quick=True, steps=150,
                                                        sample_steps=10)
   config_lib.apply_overrides(config, ["train.progress=False", "train.log_every=25",
                                       "train.final_eval=True"])
@@ -209,7 +197,7 @@ def _zero_batch(spec):
 
 
 def test_latent_diffusion_trains_in_a_vae_code_space(tmp_path):
-  latent = experiment("diffusion_latent")
+  latent = load_experiment("diffusion_latent")
   jaxgen.fit(latent.vae_config(quick=True, steps=3), workdir=tmp_path / "vae")
   config = latent.latent_config(quick=True, autoencoder_workdir=tmp_path / "vae", steps=3)
   config.train.progress = False

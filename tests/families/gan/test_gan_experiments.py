@@ -1,26 +1,16 @@
 """Each GAN experiment script runs end to end in --quick mode; the classifier score."""
 
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
 from jaxgen.metrics.classifier_score import classifier_score, label_statistics
-
-EXPERIMENTS = pathlib.Path(__file__).resolve().parents[3] / "experiments"
-
-
-def load(name):
-  spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from tests.helpers import load_experiment
 
 
 def test_mode_collapse_study_quick(tmp_path):
-  report = load("gan_mode_collapse").main(["--quick", "--out", str(tmp_path)])
+  report = load_experiment("gan_mode_collapse").main(["--quick", "--out", str(tmp_path)])
   rows = report["rows"]
   assert [r["dataset"] for r in rows] == ["toy2d:ring8", "toy2d:grid25"]
   for row in rows:
@@ -35,7 +25,7 @@ def test_mode_collapse_study_quick(tmp_path):
 
 
 def test_dcgan_digits_quick(tmp_path):
-  records = load("gan_dcgan_digits").main(["--quick", "--out", str(tmp_path)])
+  records = load_experiment("gan_dcgan_digits").main(["--quick", "--out", str(tmp_path)])
   digits = records["digits"]
   assert 1.0 <= digits["samples"]["classifier_score"] <= 10.0
   assert digits["real_test_images"]["classifier_score"] > 3.0  # the classifier works
@@ -45,7 +35,7 @@ def test_dcgan_digits_quick(tmp_path):
 
 
 def test_infogan_quick(tmp_path):
-  record = load("gan_infogan_digits").main(["--quick", "--out", str(tmp_path)])
+  record = load_experiment("gan_infogan_digits").main(["--quick", "--out", str(tmp_path)])
   assert len(record["categorical_to_digit"]) == 10 and 1 <= record["distinct_digits"] <= 10
   assert set(record["continuous_code_spearman"]) == {"c1", "c2"}
   assert 0 <= record["q_categorical_error"] <= 1
@@ -54,7 +44,7 @@ def test_infogan_quick(tmp_path):
 
 
 def test_semisupervised_quick(tmp_path):
-  record = load("gan_semisupervised").main(["--quick", "--out", str(tmp_path)])
+  record = load_experiment("gan_semisupervised").main(["--quick", "--out", str(tmp_path)])
   errors = record["test_error"]
   assert set(errors) == {"ssgan", "supervised_only", "logistic_regression"}
   assert all(len(e["per_seed"]) == 2 and 0 <= e["mean"] <= 1 for e in errors.values())
