@@ -89,13 +89,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--repeats", type=int, default=10)
   args = parser.parse_args(argv)
 
-  device = jax.devices()[0]
   report = {
-      "jax_version": jax.__version__,
-      "device": (device.platform if device.device_kind == device.platform
-                 else f"{device.platform} ({device.device_kind})"),
-      "device_count": jax.device_count(),
-      "host_cpus": os.cpu_count(),
+      "machine": common.machine(),
       # The host may be shared; a high load explains noisy numbers.
       "load_average_1min": os.getloadavg()[0],
       "batch": args.batch,
@@ -110,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                             "with all phases stacked on the output channels"},
       "layers": {},
   }
-  print(f"jax {jax.__version__} on {report['device']}, batch {args.batch}, "
+  print(f"jax {jax.__version__} on {jax.default_backend()}, batch {args.batch}, "
         f"median of {args.repeats}")
   print(f"peak matmul: {report['peak_matmul_flops'] / 1e9:.1f} GFLOP/s")
   header = (f"{'layer':30s} {'fwd+bwd ConvT':>14s} {'fwd+bwd phases':>14s} "

@@ -68,13 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
     unet = ["model.channels=8", "model.channel_mults=(1,)", "model.num_res_blocks=1",
             "model.attention_resolutions=()", "model.norm_groups=4"]
 
-  device = jax.devices()[0]
   report: dict = {
-      "jax_version": jax.__version__,
-      "device": (device.platform if device.device_kind == device.platform
-                 else f"{device.platform} ({device.device_kind})"),
-      "device_count": jax.device_count(),
-      "host_cpus": os.cpu_count(),
+      "machine": common.machine(),
       # The host may be shared; a high load explains low numbers.
       "load_average_1min_start": os.getloadavg()[0],
       "model": "ddpm U-Net on digits 8x8: " + ", ".join(unet) + f", T={timesteps}",

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -135,7 +134,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
 
-  device = jax.devices()[0]
   report = {
       "benchmark": "VAE / IWAE test NLL on MNIST (8,000/2,000 split of the 10k test images)",
       "data": DATA,
@@ -149,10 +147,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
       "epochs": args.steps * args.batch_size / 8000,
       "nll_estimator": f"importance-weighted bound, K={args.eval_samples} samples per "
                        f"image, chunks of {args.eval_chunk}; nats",
-      "jax_version": jax.__version__,
-      "device": device.platform if device.device_kind == device.platform
-                else f"{device.platform} ({device.device_kind})",
-      "host_cpus": os.cpu_count(), "machine": platform.machine(),
+      "machine": common.machine(),
       "load_average_1min_start": os.getloadavg()[0],
       "peak_matmul_flops": common.peak_matmul_flops(),
       "published": {"source": "Burda, Grosse & Salakhutdinov 2016, Table 1 (1 stochastic "
