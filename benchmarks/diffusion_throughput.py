@@ -39,18 +39,6 @@ DIGITS_UNET = ["model.channels=32", "model.channel_mults=(1, 2)", "model.num_res
 
 
 
-def peak_flops(size: int, repeats: int) -> dict[str, float]:
-  """The best FLOP/s of a jitted [size, size] float32 matmul."""
-  keys = jax.random.split(jax.random.PRNGKey(0), 2)
-  a = jax.random.normal(keys[0], (size, size), jnp.float32)
-  b = jax.random.normal(keys[1], (size, size), jnp.float32)
-  matmul = jax.jit(jnp.matmul).lower(a, b).compile()
-  times = common.timed(lambda: matmul(a, b), repeats, warmup=2)
-  flops = common.program_flops(matmul)
-  return {"matmul_size": size, "flops": flops, "best_seconds": min(times),
-          "peak_flops_per_second": flops / min(times)}
-
-
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=os.path.join(
@@ -75,8 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
       "model": "ddpm U-Net on digits 8x8: " + ", ".join(unet) + f", T={timesteps}",
       "repeats": args.repeats,
   }
-  report["peak"] = peak_flops(512 if args.quick else 2048, args.repeats + 2)
-  peak = report["peak"]["peak_flops_per_second"]
+  size = 512 if args.quick else 2048
+  peak = common.peak_matmul_flops(size, repeats=args.repeats + 2)
+  report["peak"] = {"matmul_size": size, "peak_flops_per_second": peak}
   print(f"peak {peak / 1e9:.1f} GFLOP/s (matmul)", flush=True)
 
   config = config_lib.get_config("ddpm", "digits")
