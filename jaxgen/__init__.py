@@ -10,7 +10,7 @@ See README.md for the quickstart and docs/architecture.md for the contract.
 
 from jaxgen.api import (LoadedRun, RunResult, build_config, evaluate, fit,
                         get_config, list_datasets, list_methods, load, sample, train)
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core.state import Method, TrainState
 from jaxgen.registry import register
 
 __version__ = "0.1.0"

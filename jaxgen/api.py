@@ -25,7 +25,7 @@ from jaxgen import registry
 from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import logs, loop, parallel
 from jaxgen.engine import workdir as workdir_lib
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError, WorkdirError
 
 get_config = config_lib.get_config

@@ -22,7 +22,7 @@ import ml_collections
 from jaxgen.errors import ConfigError, choices
 
 if TYPE_CHECKING:
-  from jaxgen.engine.state import Method
+  from jaxgen.core.state import Method
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core.state import Method, TrainState
 
 # Methods that need an artefact of another run (e.g. a trained autoencoder)
 # before `make` can succeed; their own tests cover them end to end.

@@ -3,6 +3,6 @@
 It knows no family: methods come through `jaxgen.registry`.
 """
 
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core.state import Method, TrainState
 
 __all__ = ["Method", "TrainState"]

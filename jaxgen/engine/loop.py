@@ -31,7 +31,7 @@ from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import logs
 from jaxgen.engine import parallel
 from jaxgen.engine import workdir as workdir_lib
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError, NonFiniteError, choices
 from jaxgen.metrics import mode_coverage
 from jaxgen.viz import grid

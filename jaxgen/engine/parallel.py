@@ -6,7 +6,7 @@ keep the `pmap` strategy exact:
 
 1. Average gradients (and any batch statistic that feeds an update) with
    `mean_over_devices` — an identity under `jit`, a `lax.pmean` under `pmap`.
-2. Draw per-example randomness with `jaxgen.engine.rng` (e.g. `rng.normal`), so
+2. Draw per-example randomness with `jaxgen.core.rng` (e.g. `rng.normal`), so
    each device draws its own slice of the global batch's noise.
 
 Under `jit` the global batch is one array sharded along the mesh axis "data";
@@ -18,8 +18,6 @@ variable that the engine sets while tracing.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -29,45 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxgen.core.collectives import (current_pmap_axis, mean_over_devices,  # noqa: F401
+                                     pmap_axis, sum_over_devices)
 from jaxgen.errors import ConfigError, choices
 
 AXIS = "data"
 STRATEGIES = ("jit", "pmap")
-
-_PMAP_AXIS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "jaxgen_pmap_axis", default=None)
-
-
-@contextlib.contextmanager
-def pmap_axis(name: str | None) -> Iterator[None]:
-  """Marks code traced inside it as running under `pmap` with axis `name`."""
-  token = _PMAP_AXIS.set(name)
-  try:
-    yield
-  finally:
-    _PMAP_AXIS.reset(token)
-
-
-def current_pmap_axis() -> str | None:
-  """The pmap axis name while a pmapped step is traced, else None."""
-  return _PMAP_AXIS.get()
-
-
-def mean_over_devices(tree: Any) -> Any:
-  """Averages a pytree over devices under `pmap`; identity otherwise."""
-  axis = current_pmap_axis()
-  if axis is None:
-    return tree
-  return jax.lax.pmean(tree, axis)
-
-
-def sum_over_devices(tree: Any) -> Any:
-  """Sums a pytree over devices under `pmap`; identity otherwise."""
-  axis = current_pmap_axis()
-  if axis is None:
-    return tree
-  return jax.lax.psum(tree, axis)
-
 
 def maybe_initialize_distributed() -> bool:
   """Calls `jax.distributed.initialize()` when a cluster environment is set.

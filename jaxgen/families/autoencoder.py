@@ -39,8 +39,8 @@ import optax
 from jaxgen import distributions
 from jaxgen import nn as jnn
 from jaxgen import registry
-from jaxgen.engine import optim, parallel, rng
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core import collectives, optim, rng
+from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError, choices
 
 ARCHITECTURES = ("mlp", "conv")
@@ -95,7 +95,7 @@ def corrupt(key: jax.Array, x: jax.Array, *, kind: str, rate: float = 0.25,
   'gaussian': x + noise_std·ε; 'masking': each value with probability `rate`
   set to `low` (the background); 'salt_pepper': each value with probability
   `rate` set to `low` or `high`, each with probability ½ (Vincent et al. 2010,
-  sec. 4.2). Noise comes from `jaxgen.engine.rng`, so it does not depend on
+  sec. 4.2). Noise comes from `jaxgen.core.rng`, so it does not depend on
   how the batch is spread over devices.
   """
   if kind == "gaussian":
@@ -277,7 +277,7 @@ def _make(config: ml_collections.ConfigDict, spec: Any, variant: str) -> Method:
   def penalty_terms(code: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The batch's sparsity penalty (a scalar) and the achieved activations."""
     # ρ̂ is a batch statistic that feeds the update: averaged over devices.
-    mean_activation = parallel.mean_over_devices(jnp.mean(code, axis=0))
+    mean_activation = collectives.mean_over_devices(jnp.mean(code, axis=0))
     stats = {"mean_activation": jnp.mean(mean_activation),
              "mean_activation_min": jnp.min(mean_activation),
              "mean_activation_max": jnp.max(mean_activation)}
@@ -316,12 +316,12 @@ def _make(config: ml_collections.ConfigDict, spec: Any, variant: str) -> Method:
                                                "penalty": penalty, **stats})
 
     (loss, (code, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    grads = parallel.mean_over_devices(grads)
+    grads = collectives.mean_over_devices(grads)
     updates, opt_state = tx.update(grads, state.opt_state["autoencoder"], state.params)
     params = optax.apply_updates(state.params, updates)
     code = jax.lax.stop_gradient(code)
-    code_mean = parallel.mean_over_devices(jnp.mean(code, axis=0))
-    second = parallel.mean_over_devices(code.T @ code / code.shape[0])
+    code_mean = collectives.mean_over_devices(jnp.mean(code, axis=0))
+    second = collectives.mean_over_devices(code.T @ code / code.shape[0])
     decay = CODE_MOMENT_DECAY
     model_state = {
         "code_mean": decay * state.model_state["code_mean"] + (1 - decay) * code_mean,

@@ -36,8 +36,8 @@ import optax
 from jaxgen import distributions
 from jaxgen import nn as jnn
 from jaxgen import registry
-from jaxgen.engine import optim, parallel, rng
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core import collectives, optim, rng
+from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError, choices
 
 ARCHITECTURES = ("mlp", "conv")
@@ -374,7 +374,7 @@ def _make(config: ml_collections.ConfigDict, spec: Any, variant: str) -> Method:
         return loss, {k: jnp.mean(v) for k, v in terms.items()}
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    grads = parallel.mean_over_devices(grads)
+    grads = collectives.mean_over_devices(grads)
     updates, opt_state = tx.update(grads, state.opt_state["vae"], state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params,

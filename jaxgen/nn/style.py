@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgen.engine import rng
+from jaxgen.core import rng
 from jaxgen.errors import ConfigError
 from jaxgen.nn.conv import check_image_shape
 
@@ -78,7 +78,7 @@ class NoiseInjection(nn.Module):
   """x + strength[c] * noise[n, h, w]: one noise image per example, per layer.
 
   The noise is drawn per example from the "noise" RNG stream (device-count
-  independent, see jaxgen.engine.rng); `enabled=False` adds nothing.
+  independent, see jaxgen.core.rng); `enabled=False` adds nothing.
   """
 
   enabled: bool = True

@@ -18,7 +18,7 @@ import pytest
 import jaxgen
 from jaxgen import registry
 from jaxgen.engine.checkpoint import Checkpointer
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import NonFiniteError, WorkdirError
 
 from tests.helpers import assert_trees_equal, params_of, tiny_vae

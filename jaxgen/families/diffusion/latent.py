@@ -27,8 +27,8 @@ import ml_collections
 import numpy as np
 
 from jaxgen import registry
-from jaxgen.engine import optim, rng
-from jaxgen.engine.state import Method
+from jaxgen.core import optim, rng
+from jaxgen.core.state import Method
 from jaxgen.errors import ConfigError, choices
 from jaxgen.families.diffusion import method as diffusion
 

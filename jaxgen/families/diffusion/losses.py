@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, ndtr
 
-from jaxgen.engine import rng
+from jaxgen.core import rng
 from jaxgen.families.diffusion import schedules
 
 # A floor on bin probabilities, as in Ho et al.'s code (1e-12).
@@ -133,7 +133,7 @@ def bound_terms(schedule: schedules.Schedule, *,
 
   All T terms are summed in one `lax.scan`, each with its own draw of x_t from
   q(x_t | x_0) (noise from fold_in(key, t), per example through
-  `jaxgen.engine.rng`). `model(x_t, t) -> (μ_θ, log σ²_θ)` of p(x_{t−1} | x_t).
+  `jaxgen.core.rng`). `model(x_t, t) -> (μ_θ, log σ²_θ)` of p(x_{t−1} | x_t).
   Values in nats, [B] each.
   """
   size = x0.shape[0]

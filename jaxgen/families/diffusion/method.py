@@ -35,8 +35,8 @@ import ml_collections
 import optax
 
 from jaxgen import registry
-from jaxgen.engine import optim, parallel, rng
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core import collectives, optim, rng
+from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError, choices
 from jaxgen.families.diffusion import losses, samplers, schedules
 from jaxgen.nn.denoiser import MLPDenoiser
@@ -356,7 +356,7 @@ def build(config: ml_collections.ConfigDict, codec: Codec, num_classes: int | No
       return total, metrics
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    grads = parallel.mean_over_devices(grads)
+    grads = collectives.mean_over_devices(grads)
     params, opt_state = {}, {}
     for group in state.params:
       updates, opt_state[group] = tx.update(grads[group], state.opt_state[group],

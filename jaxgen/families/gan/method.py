@@ -35,8 +35,8 @@ import ml_collections
 import optax
 
 from jaxgen import registry
-from jaxgen.engine import optim, parallel, rng
-from jaxgen.engine.state import Method, TrainState
+from jaxgen.core import collectives, optim, rng
+from jaxgen.core.state import Method, TrainState
 from jaxgen.families.gan import losses, networks, settings, tricks
 
 Array = jax.Array
@@ -81,7 +81,7 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
         architecture=s.architecture, output_shape=shape, value_range=value_range,
         output=output, hidden=s.generator_hidden, channels=s.generator_channels,
         norm=s.generator_norm, style_dim=s.style_dim, mapping_layers=s.mapping_layers,
-        style_noise=s.style_noise, axis_name=parallel.current_pmap_axis())
+        style_noise=s.style_noise, axis_name=collectives.current_pmap_axis())
 
   def discriminator_net() -> networks.Discriminator:
     return networks.Discriminator(
@@ -97,7 +97,7 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
         minibatch_kernels=s.minibatch_kernels,
         minibatch_kernel_dim=s.minibatch_kernel_dim, input_noise=s.input_noise,
         hidden_noise=s.hidden_noise, dropout=s.dropout,
-        axis_name=parallel.current_pmap_axis())
+        axis_name=collectives.current_pmap_axis())
 
   # ------------------------------------------------------------ networks
   def run_generator(params, stats, inputs: Array, model_state, *, train: bool,
@@ -263,8 +263,8 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
       metrics["gradient_penalty"] = jnp.mean(penalty)
     if s.objective == "dragan":
       # The batch's standard deviation over all values, of the global batch.
-      m1 = parallel.mean_over_devices(jnp.mean(x))
-      m2 = parallel.mean_over_devices(jnp.mean(x * x))
+      m1 = collectives.mean_over_devices(jnp.mean(x))
+      m2 = collectives.mean_over_devices(jnp.mean(x * x))
       std = jnp.sqrt(jnp.maximum(m2 - m1 * m1, 0.0))
       points = losses.dragan_points(
           real=x, std=std, perturbation=rng.uniform(keys["perturbation"], x.shape),
@@ -332,7 +332,7 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
       scalar = 0.0
     if s.objective == "ebgan" and s.pull_away_weight:
       pt = losses.pull_away_term(codes=tricks.gather_batch(out_fake["code"]))
-      if parallel.current_pmap_axis() is None:
+      if collectives.current_pmap_axis() is None:
         per_example = per_example + s.pull_away_weight * pt
       else:  # the gathered term is global: add its mean once, as a scalar
         scalar = scalar + s.pull_away_weight * jnp.mean(pt)
@@ -428,8 +428,8 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
   def update_k(model_state, metrics):
     if s.objective != "began":
       return model_state, {}
-    real = parallel.mean_over_devices(metrics["real_energy"])
-    fake = parallel.mean_over_devices(metrics["fake_energy"])
+    real = collectives.mean_over_devices(metrics["real_energy"])
+    fake = collectives.mean_over_devices(metrics["fake_energy"])
     k, convergence = losses.began_controller(
         k=model_state["k"], real_loss=real, fake_loss=fake, gamma=s.began_gamma,
         lambda_k=s.began_lambda_k)
@@ -494,7 +494,7 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
         return loss, (metrics, stats_d)
 
       (_, (metrics, stats_d)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params_d)
-      grads = parallel.mean_over_devices(grads)
+      grads = collectives.mean_over_devices(grads)
       updates, opt_d = tx_d.update(grads, opt_d, params_d)
       params_d = optax.apply_updates(params_d, updates)
       if s.clip is not None:
@@ -521,7 +521,7 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
 
     (_, (g_metrics, stats_g)), grads = jax.value_and_grad(generator_loss, has_aux=True)(
         params_g)
-    grads = parallel.mean_over_devices(grads)
+    grads = collectives.mean_over_devices(grads)
     updates, opt_g = tx_g.update(grads, state.opt_state["generator"], params_g)
     params_g = optax.apply_updates(params_g, updates)
     model_state = with_stats(model_state, stats_g,
@@ -563,7 +563,7 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
 
     directions, c_metrics, (metrics, (stats_g, stats_d)) = tricks.consensus_gradients(
         both_losses, state.params, s.consensus)
-    directions = parallel.mean_over_devices(directions)
+    directions = collectives.mean_over_devices(directions)
     params, opt_state = {}, {}
     for player, tx in (("generator", tx_g), ("discriminator", tx_d)):
       updates, opt_state[player] = tx.update(directions[player],

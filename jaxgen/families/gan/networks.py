@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen import nn as jnn
-from jaxgen.engine import rng
+from jaxgen.core import rng
 from jaxgen.families.gan.tricks import MinibatchDiscrimination
 from jaxgen.nn.dcgan import (BATCH_NORM_MOMENTUM, DCGANDiscriminator,
                              DCGANGenerator, VirtualBatchNorm)

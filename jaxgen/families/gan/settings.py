@@ -16,7 +16,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxgen.engine import optim
+from jaxgen.core import optim
 from jaxgen.errors import ConfigError, choices
 from jaxgen.families.gan import losses
 from jaxgen.nn import check_image_shape

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgen.engine import parallel
+from jaxgen.core import collectives
 
 Array = jax.Array
 PyTree = Any
@@ -33,12 +33,12 @@ def global_mean(x: Array) -> Array:
   identity-cost mean under `jit`.
   """
   local = jnp.mean(x, axis=0)
-  return local + jax.lax.stop_gradient(parallel.mean_over_devices(local) - local)
+  return local + jax.lax.stop_gradient(collectives.mean_over_devices(local) - local)
 
 
 def gather_batch(x: Array) -> Array:
   """The global batch along axis 0: an all-gather under `pmap`, else x."""
-  axis = parallel.current_pmap_axis()
+  axis = collectives.current_pmap_axis()
   if axis is None:
     return x
   return jax.lax.all_gather(x, axis, tiled=True)
@@ -144,7 +144,7 @@ def consensus_gradients(losses: Callable[[PyTree], tuple[Array, Array, Any]],
     # The field of the *global* batch, with gradients through the local part
     # only: after the caller's `mean_over_devices` the directions are exact.
     v = jax.tree.map(lambda g: g + jax.lax.stop_gradient(
-        parallel.mean_over_devices(g) - g),
+        collectives.mean_over_devices(g) - g),
         {"generator": grad_g, "discriminator": grad_d})
     return v, (loss_g, loss_d, aux)
 

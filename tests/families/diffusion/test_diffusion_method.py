@@ -9,7 +9,7 @@ import jaxgen
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
-from jaxgen.engine import rng
+from jaxgen.core import rng
 from jaxgen.errors import ConfigError
 from jaxgen.families.diffusion import method as diffusion
 from jaxgen.families.diffusion import schedules

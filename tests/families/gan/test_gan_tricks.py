@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen.engine import parallel
+from jaxgen.core import collectives
 from jaxgen.families.gan import tricks
 
 
@@ -156,10 +156,10 @@ def test_global_batch_helpers_give_single_device_gradients_under_pmap():
   def per_device(w, x):
     value, grad = jax.value_and_grad(loss)(w, x)
     gathered = tricks.gather_batch(x)
-    return value, parallel.mean_over_devices(grad), gathered
+    return value, collectives.mean_over_devices(grad), gathered
 
-  with parallel.pmap_axis(parallel.AXIS):
-    value, grad, gathered = jax.pmap(per_device, axis_name=parallel.AXIS,
+  with collectives.pmap_axis("data"):
+    value, grad, gathered = jax.pmap(per_device, axis_name="data",
                                      in_axes=(None, 0))(w, x.reshape(n, 2, 3))
   np.testing.assert_allclose(value[0], single_value, rtol=1e-5)
   np.testing.assert_allclose(grad[0], single_grad, rtol=1e-5, atol=1e-7)

@@ -9,7 +9,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from jaxgen.engine import rng
+from jaxgen.core import rng
 
 PyTree = Any
 Batch = dict[str, jax.Array]

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen.engine import parallel, rng
+from jaxgen.core import collectives, rng
 
 
 def test_step_keys_differ_by_step_and_purpose():
@@ -27,13 +27,13 @@ def test_per_example_noise_is_the_same_under_pmap():
   reference = rng.normal(key, (8, 3))
 
   def draw(k, x):
-    with parallel.pmap_axis(parallel.AXIS):
+    with collectives.pmap_axis("data"):
       return rng.normal(k, x.shape)
 
   def per_device(k, x):
     return draw(k, x)
 
-  pmapped = jax.pmap(per_device, axis_name=parallel.AXIS, devices=devices,
+  pmapped = jax.pmap(per_device, axis_name="data", devices=devices,
                      in_axes=(None, 0))
   sharded = pmapped(key, jnp.zeros((4, 2, 3)))
   np.testing.assert_array_equal(np.asarray(sharded).reshape(8, 3), reference)
@@ -49,3 +49,18 @@ def test_per_example_draws_have_the_right_law():
   assert set(np.unique(r)) == {2, 3, 4}
   n = np.asarray(rng.normal(key, (4000, 5)))
   assert abs(n.mean()) < 0.05 and abs(n.std() - 1) < 0.05
+
+
+def test_index_keys_do_not_depend_on_batching():
+  """Example i's evaluation key is fold_in(key, i), however the split is batched."""
+  core_rng = rng
+  key = jax.random.PRNGKey(3)
+  index = jnp.arange(12)
+  whole = core_rng.each(core_rng.index_keys(key, index),
+                        lambda k: jax.random.normal(k, (2,)))
+  parts = [core_rng.each(core_rng.index_keys(key, index[i:i + 4]),
+                         lambda k: jax.random.normal(k, (2,))) for i in (0, 4, 8)]
+  np.testing.assert_array_equal(whole, jnp.concatenate(parts))
+  split = core_rng.split_each(core_rng.index_keys(key, index), "a", "b")
+  assert split["a"].shape == split["b"].shape == (12, 2)
+  assert not np.array_equal(split["a"], split["b"])

@@ -75,3 +75,33 @@ def make(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTran
   if cfg.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
   return tx
+
+
+def apply_gradients(tx: optax.GradientTransformation, grads, opt_state, params):
+  """One optimizer update: returns `(new_params, new_opt_state)`.
+
+  The one place where a family's gradients become a parameter update, so that
+  every family applies optax the same way (updates computed with the
+  parameters, for weight decay and lookahead-style transforms).
+  """
+  updates, opt_state = tx.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
+def ema(decay: float) -> optax.GradientTransformation:
+  """The exponential moving average of parameters every family uses.
+
+  One convention everywhere: `optax.ema(decay, debias=True)` — the average
+  starts at zero and is divided by 1 − decay^t when read, as Adam's moments
+  are, so the first steps are not pulled towards the initial weights and no
+  warm-up constant is needed. Use it as
+
+    state = ema(d).init(params)
+    averaged, state = ema(d).update(params, state)   # `averaged` is debiased
+
+  and keep `state` in `model_state`. With donated train states the EMA's
+  buffers are fresh arrays (optax allocates them), never aliases of params.
+  """
+  if not 0.0 <= decay < 1.0:
+    raise ConfigError(f"EMA decay must be in [0, 1), got {decay}")
+  return optax.ema(decay, debias=True)

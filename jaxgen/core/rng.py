@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxgen.engine import parallel
+from jaxgen.core import collectives
 
 Shape = Sequence[int]
 
@@ -36,7 +36,7 @@ def split(key: jax.Array, *purposes: str) -> dict[str, jax.Array]:
 
 def example_keys(key: jax.Array, batch_size: int) -> jax.Array:
   """One key per example of this device's share of the global batch."""
-  axis = parallel.current_pmap_axis()
+  axis = collectives.current_pmap_axis()
   if axis is None:
     return jax.random.split(key, batch_size)
   num_devices = jax.lax.psum(1, axis)
@@ -77,3 +77,25 @@ def randint(key: jax.Array, shape: Shape, minval: int, maxval: int) -> jax.Array
   return per_example(
       key, shape[0],
       lambda k: jax.random.randint(k, tuple(shape[1:]), minval, maxval))
+
+
+def index_keys(key: jax.Array, index: jax.Array) -> jax.Array:
+  """Keys `fold_in(key, index[i])`: one per example, from its global index.
+
+  Evaluation derives each example's noise from its position in the split, so
+  an estimate does not depend on the eval batch size or the device count.
+  """
+  return jax.vmap(lambda i: jax.random.fold_in(key, i))(index)
+
+
+def each(keys: jax.Array, draw: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """Maps `draw(example_key)` over per-example keys (e.g. from `index_keys`)."""
+  return jax.vmap(draw)(keys)
+
+
+def split_each(keys: jax.Array, *purposes: str) -> dict[str, jax.Array]:
+  """Splits every per-example key by purpose: {purpose: [batch] keys}."""
+  split_keys = jax.vmap(lambda k: jax.random.split(k, len(purposes)))(keys)
+  if len(set(purposes)) != len(purposes):
+    raise ValueError(f"purposes must be distinct, got {purposes}")
+  return {name: split_keys[:, i] for i, name in enumerate(purposes)}

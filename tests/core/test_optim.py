@@ -1,0 +1,44 @@
+"""Shared optimizer helpers: one update path, one EMA convention."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxgen.core import optim
+from jaxgen.errors import ConfigError
+
+
+def test_apply_gradients_is_optax_update():
+  params = {"w": jnp.arange(3.0)}
+  grads = {"w": jnp.array([1.0, -2.0, 0.5])}
+  tx = optax.adamw(0.1, weight_decay=0.01)   # reads params: they must be passed
+  state = tx.init(params)
+  new_params, new_state = optim.apply_gradients(tx, grads, state, params)
+  updates, expected_state = tx.update(grads, state, params)
+  np.testing.assert_array_equal(new_params["w"], optax.apply_updates(params, updates)["w"])
+  for got, want in zip(jax.tree.leaves(new_state), jax.tree.leaves(expected_state)):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_ema_is_the_debiased_average():
+  """EMA_t = Σ_i (1-d) d^(t-i) p_i / (1 - d^t), checked against a NumPy loop."""
+  decay = 0.9
+  tx = optim.ema(decay)
+  values = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+  state = tx.init({"w": jnp.zeros(3)})
+  for t, p in enumerate(values, start=1):
+    averaged, state = tx.update({"w": jnp.asarray(p)}, state)
+    weights = (1 - decay) * decay ** np.arange(t - 1, -1, -1)
+    expected = (weights[:, None] * values[:t]).sum(0) / (1 - decay ** t)
+    np.testing.assert_allclose(averaged["w"], expected, rtol=1e-5, atol=1e-6)
+  # A constant parameter is its own average from the first step on.
+  state = tx.init({"w": jnp.zeros(2)})
+  averaged, _ = tx.update({"w": jnp.full(2, 3.0)}, state)
+  np.testing.assert_allclose(averaged["w"], 3.0, rtol=1e-6)
+
+
+def test_ema_decay_range():
+  with pytest.raises(ConfigError, match=r"EMA decay must be in \[0, 1\), got 1.0"):
+    optim.ema(1.0)
