@@ -26,10 +26,27 @@ def step_key(base_key: jax.Array, step: jax.Array | int) -> jax.Array:
   return jax.random.fold_in(base_key, step)
 
 
+def is_per_example(key: jax.Array) -> bool:
+  """Whether `key` is a batch of per-example keys rather than one key.
+
+  Evaluation hands a family one key per example (`index_keys`); the helpers of
+  this module accept either form, so the same loss code serves training (one
+  step key, split over the global batch) and evaluation (keys from indices).
+  """
+  if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return key.ndim == 1
+  return key.ndim == 2
+
+
 def split(key: jax.Array, *purposes: str) -> dict[str, jax.Array]:
-  """Splits `key` into one key per named purpose: `split(k, "noise", "t")`."""
+  """Splits `key` into one key per named purpose: `split(k, "noise", "t")`.
+
+  Per-example keys are split per example (see `split_each`).
+  """
   if len(set(purposes)) != len(purposes):
     raise ValueError(f"purposes must be distinct, got {purposes}")
+  if is_per_example(key):
+    return split_each(key, *purposes)
   keys = jax.random.split(key, len(purposes))
   return {name: keys[i] for i, name in enumerate(purposes)}
 
@@ -47,7 +64,15 @@ def example_keys(key: jax.Array, batch_size: int) -> jax.Array:
 
 def per_example(key: jax.Array, batch_size: int,
                 draw: Callable[[jax.Array], jax.Array]) -> jax.Array:
-  """Maps `draw(example_key)` over the examples of the batch."""
+  """Maps `draw(example_key)` over the examples of the batch.
+
+  `key` is one key (split over the global batch) or per-example keys
+  ([batch], e.g. from `index_keys`), used as they are.
+  """
+  if is_per_example(key):
+    if key.shape[0] != batch_size:
+      raise ValueError(f"{key.shape[0]} per-example keys for a batch of {batch_size}")
+    return jax.vmap(draw)(key)
   return jax.vmap(draw)(example_keys(key, batch_size))
 
 
@@ -95,7 +120,7 @@ def each(keys: jax.Array, draw: Callable[[jax.Array], jax.Array]) -> jax.Array:
 
 def split_each(keys: jax.Array, *purposes: str) -> dict[str, jax.Array]:
   """Splits every per-example key by purpose: {purpose: [batch] keys}."""
-  split_keys = jax.vmap(lambda k: jax.random.split(k, len(purposes)))(keys)
   if len(set(purposes)) != len(purposes):
     raise ValueError(f"purposes must be distinct, got {purposes}")
+  split_keys = jax.vmap(lambda k: jax.random.split(k, len(purposes)))(keys)
   return {name: split_keys[:, i] for i, name in enumerate(purposes)}

@@ -64,3 +64,16 @@ def test_index_keys_do_not_depend_on_batching():
   split = core_rng.split_each(core_rng.index_keys(key, index), "a", "b")
   assert split["a"].shape == split["b"].shape == (12, 2)
   assert not np.array_equal(split["a"], split["b"])
+
+
+def test_helpers_accept_per_example_keys():
+  """rng.normal & co. with per-example keys draw example i from keys[i]."""
+  keys = rng.index_keys(jax.random.PRNGKey(5), jnp.arange(6))
+  assert rng.is_per_example(keys) and not rng.is_per_example(jax.random.PRNGKey(5))
+  drawn = rng.normal(keys, (6, 3))
+  np.testing.assert_array_equal(drawn[4], jax.random.normal(keys[4], (3,)))
+  split = rng.split(keys, "a", "b")
+  np.testing.assert_array_equal(rng.uniform(split["b"], (6,))[2],
+                                jax.random.uniform(jax.random.split(keys[2], 2)[1], ()))
+  with pytest.raises(ValueError, match="6 per-example keys for a batch of 4"):
+    rng.normal(keys, (4, 3))
