@@ -149,10 +149,23 @@ def _raw_from_arrays(source: str, train: ArraySplit, test: ArraySplit) -> RawDat
     test = ArraySplit(test.x.astype(np.uint8), test.labels)
     levels = 256
   else:
+    for split, arrays in (("train", train), ("test", test)):
+      _check_finite(source, split, arrays.x)
     train = ArraySplit(train.x.astype(np.float32), train.labels)
     test = ArraySplit(test.x.astype(np.float32), test.labels)
+    for split, arrays in (("train", train), ("test", test)):
+      _check_finite(source, split, arrays.x)  # values beyond float32's range
   return RawData(train=train, test=test, is_image=train.x.ndim == 4,
                  levels=levels, num_classes=num_classes_of(train.labels, test.labels))
+
+
+def _check_finite(source: str, split: str, x: np.ndarray) -> None:
+  """A DataError naming the first example holding NaN or Inf, if any does."""
+  bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+  if bad.any():
+    raise DataError(f"{source}: {int(bad.sum())} {split} example(s) hold NaN or Inf "
+                    f"values (the first is example {int(np.argmax(bad))}); clean or "
+                    "drop them")
 
 
 def load_npz(path: str, options: DataOptions) -> RawData:

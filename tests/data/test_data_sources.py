@@ -335,3 +335,16 @@ def test_default_config_round_trips_through_from_config():
   ds = data.from_config(cfg)
   assert ds.spec.num_train == 100 and ds.spec.num_test == 100
   assert "toy2d:ring8: 100 train / 100 test" in ds.describe()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e39])
+def test_non_finite_data_is_refused_at_load(tmp_path, bad):
+  """NaN/Inf (or float64 values beyond float32) in a file: one line, not training on zeros."""
+  x = np.random.default_rng(0).normal(size=(20, 3))
+  x[13, 1] = bad
+  np.savez(tmp_path / "bad.npz", x_train=x[:15], x_test=x[15:])
+  with pytest.raises(DataError) as error:
+    data.load_dataset(f"npz:{tmp_path / 'bad.npz'}")
+  message = str(error.value)
+  assert "1 train example(s) hold NaN or Inf values (the first is example 13)" in message
+  assert "\n" not in message
