@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import warnings
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from jaxgen.errors import WorkdirError
 
 # Orbax logs every save at INFO; the run's own log says what matters.
 logging.getLogger("absl").setLevel(logging.WARNING)
@@ -62,6 +65,39 @@ class Checkpointer:
             data=ocp.args.JsonRestore(),
             config=ocp.args.JsonRestore()))
     return restored["state"], restored["data"]["iterators"], restored["config"]
+
+  def restore_newest(self, abstract_state: Any, step: int | None = None
+                     ) -> tuple[int, Any, list[dict[str, Any]], dict[str, Any]]:
+    """Restores checkpoint `step`, or the newest one that can be read.
+
+    A checkpoint that fails to restore (a truncated array file, missing
+    metadata, an empty folder) is skipped with a one-line warning naming it,
+    and the next older one is tried. Raises WorkdirError when `step` does not
+    exist or nothing can be restored. Returns (step, state, data, config).
+    """
+    steps = sorted(self.all_steps(), reverse=True)
+    if step is not None:
+      if step not in steps:
+        raise WorkdirError(f"no checkpoint {step} in {self.directory}; saved steps: "
+                           f"{', '.join(map(str, sorted(steps))) or 'none'}")
+      steps = [step]
+    for candidate in steps:
+      try:
+        state, data, config = self.restore(candidate, abstract_state)
+      except Exception as error:  # pylint: disable=broad-except
+        # Orbax raises many types for damaged files (ValueError, OSError,
+        # FileNotFoundError, tensorstore errors); any of them means "unreadable".
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else (
+            type(error).__name__)
+        if step is not None:
+          raise WorkdirError(f"checkpoint {candidate} in {self.directory} cannot be "
+                             f"restored: {reason}") from None
+        warnings.warn(f"checkpoint {candidate} in {self.directory} cannot be restored "
+                      f"({reason}); trying an older one", stacklevel=2)
+        continue
+      return candidate, state, data, config
+    raise WorkdirError(f"no restorable checkpoint in {self.directory}"
+                       + (f" (tried steps {', '.join(map(str, steps))})" if steps else ""))
 
   def close(self) -> None:
     self._manager.close()

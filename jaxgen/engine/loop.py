@@ -16,6 +16,7 @@ import pathlib
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -256,8 +257,11 @@ class Trainer:
     abstract = jax.eval_shape(self._init_fn(), keys, example)
     sharding = (self.strategy.replicated_sharding() if self.strategy.name == "jit"
                 else jax.sharding.SingleDeviceSharding(self.strategy.devices[0]))
-    state, data_states, _ = self.checkpointer.restore(
-        latest, checkpoint_lib.abstract_like(abstract, sharding))
+    latest, state, data_states, _ = self.checkpointer.restore_newest(
+        checkpoint_lib.abstract_like(abstract, sharding))
+    # Records of the steps after the checkpoint are redone: drop them (and a
+    # line torn by a kill) so the log holds each step once.
+    workdir_lib.truncate_log(self.workdir, latest)
     if len(data_states) != len(iterators):
       raise ConfigError(f"checkpoint {latest} holds {len(data_states)} data "
                         f"streams, the config trains {len(iterators)} seeds")
@@ -352,6 +356,11 @@ class Trainer:
     start = int(np.asarray(jax.device_get(self.strategy.unreplicate(state).step)).reshape(-1)[0])
     total = self.tc.steps
     if self.workdir is not None and self.is_main:
+      changes = workdir_lib.version_changes(self.workdir, _versions()) if start else []
+      if changes:
+        warnings.warn(f"resuming with other library versions than the last session "
+                      f"({'; '.join(changes)}): the run continues, but need not match "
+                      "an uninterrupted one bit for bit", stacklevel=2)
       workdir_lib.record_session(self.workdir, {
           "method": self.config.method,
           "resumed_from": start if start else None,
@@ -655,8 +664,12 @@ def fit(config: ml_collections.ConfigDict, *, workdir: str | pathlib.Path | None
   scripts that go on to use the state should check the status.
   Raises NonFiniteError when a metric becomes NaN/Inf (train.on_nonfinite="stop").
   """
-  trainer = Trainer(config, workdir, resume, overwrite)
-  return trainer.run()
+  try:
+    trainer = Trainer(config, workdir, resume, overwrite)
+    return trainer.run()
+  finally:
+    if workdir is not None:
+      workdir_lib.unlock(workdir)
 
 
 def iterate_records(path: str | pathlib.Path) -> Iterator[dict[str, Any]]:
