@@ -4,10 +4,18 @@ from jaxgen.metrics.mode_coverage import mode_coverage
 from jaxgen.metrics.fid import fid_from_features
 from jaxgen.metrics.fid import frechet_distance
 from jaxgen.metrics.fid import gaussian_statistics
+from jaxgen.metrics.kid import kid_from_features
+from jaxgen.metrics.kid import mmd2_unbiased
+from jaxgen.metrics.kid import polynomial_kernel
+from jaxgen.metrics.kid import polynomial_mmd2
 
 __all__ = [
     "mode_coverage",
     "fid_from_features",
     "frechet_distance",
     "gaussian_statistics",
+    "kid_from_features",
+    "mmd2_unbiased",
+    "polynomial_kernel",
+    "polynomial_mmd2",
 ]
