@@ -4,6 +4,7 @@ from jaxgen.metrics.mode_coverage import mode_coverage
 from jaxgen.metrics.fid import fid_from_features
 from jaxgen.metrics.fid import frechet_distance
 from jaxgen.metrics.fid import gaussian_statistics
+from jaxgen.metrics.inception_score import inception_score
 from jaxgen.metrics.kid import kid_from_features
 from jaxgen.metrics.kid import mmd2_unbiased
 from jaxgen.metrics.kid import polynomial_kernel
@@ -14,6 +15,7 @@ __all__ = [
     "fid_from_features",
     "frechet_distance",
     "gaussian_statistics",
+    "inception_score",
     "kid_from_features",
     "mmd2_unbiased",
     "polynomial_kernel",
