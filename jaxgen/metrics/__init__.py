@@ -9,6 +9,10 @@ from jaxgen.metrics.kid import kid_from_features
 from jaxgen.metrics.kid import mmd2_unbiased
 from jaxgen.metrics.kid import polynomial_kernel
 from jaxgen.metrics.kid import polynomial_mmd2
+from jaxgen.metrics.precision_recall import density_coverage
+from jaxgen.metrics.precision_recall import knn_radii
+from jaxgen.metrics.precision_recall import pairwise_distances
+from jaxgen.metrics.precision_recall import precision_recall
 
 __all__ = [
     "mode_coverage",
@@ -20,4 +24,8 @@ __all__ = [
     "mmd2_unbiased",
     "polynomial_kernel",
     "polynomial_mmd2",
+    "density_coverage",
+    "knn_radii",
+    "pairwise_distances",
+    "precision_recall",
 ]
