@@ -13,6 +13,8 @@ Evaluation-time code on the host: NumPy/SciPy, never traced.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -74,6 +76,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
   diff = mu1 - mu2
   covmean = _sqrtm_product(sigma1, sigma2)
   if not np.isfinite(covmean).all():
+    # pytorch-fid prints this; a warning lets callers filter or record it.
+    warnings.warn(f"FID: sqrtm(sigma1 @ sigma2) is not finite (a singular product); adding "
+                  f"{eps} to the diagonal of both covariances", RuntimeWarning, stacklevel=2)
     offset = np.eye(d) * eps
     covmean = _sqrtm_product(sigma1 + offset, sigma2 + offset)
   if np.iscomplexobj(covmean):

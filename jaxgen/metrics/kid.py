@@ -62,7 +62,7 @@ def polynomial_mmd2(x: np.ndarray, y: np.ndarray, *, degree: int = 3,
 def kid_from_features(features1: np.ndarray, features2: np.ndarray, *,
                       num_subsets: int = 100, subset_size: int = 1000,
                       seed: int | np.random.Generator = 0, degree: int = 3,
-                      gamma: float | None = None, coef0: float = 1.0) -> dict[str, float]:
+                      gamma: float | None = None, coef0: float = 1.0) -> dict[str, float | int]:
   """KID: unbiased polynomial-kernel MMD² over random subsets (Bińkowski et al. 2018).
 
   Each subset draws `subset_size` rows of features1, then of features2, without

@@ -131,7 +131,8 @@ def test_eps_is_added_to_both_covariances_when_the_root_is_not_finite(monkeypatc
 
   monkeypatch.setattr(fid, "_sqrtm_product", first_call_fails)
   sigma1, sigma2 = np.diag([1.0, 0.0]), np.diag([4.0, 0.0])
-  value = fid.frechet_distance(np.zeros(2), sigma1, np.zeros(2), sigma2, eps=0.01)
+  with pytest.warns(RuntimeWarning, match="adding 0.01 to the diagonal"):
+    value = fid.frechet_distance(np.zeros(2), sigma1, np.zeros(2), sigma2, eps=0.01)
   assert len(calls) == 2
   np.testing.assert_allclose(calls[1][0], sigma1 + 0.01 * np.eye(2))
   np.testing.assert_allclose(calls[1][1], sigma2 + 0.01 * np.eye(2))
