@@ -56,6 +56,7 @@ def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, fragment):
 
 def test_existing_workdir_is_not_overwritten(capsys, tmp_path):
   (tmp_path / "config.json").write_text("{}")
+  (tmp_path / "checkpoints" / "100").mkdir(parents=True)   # a run, not a failed start
   code, _, err = run_main(capsys, "train", "vae", "--workdir", str(tmp_path))
   assert code == 2 and "already holds a run" in err
   assert (tmp_path / "config.json").read_text() == "{}"

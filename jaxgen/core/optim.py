@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 import optax
+
+from jaxgen.core import settings
 
 from jaxgen.errors import ConfigError, choices
 
@@ -53,12 +57,38 @@ def learning_rate_schedule(cfg: ml_collections.ConfigDict,
       0.0, lr, max(cfg.warmup_steps, 1), max(decay_steps, cfg.warmup_steps + 1))
 
 
-def make(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """An optax transformation from an optimizer config section."""
-  if cfg.name not in OPTIMIZERS:
-    raise ConfigError(f"unknown optimizer {cfg.name!r}; valid: {choices(OPTIMIZERS)}")
-  if cfg.learning_rate <= 0:
-    raise ConfigError(f"learning_rate must be positive, got {cfg.learning_rate}")
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings:
+  """The typed, range-checked form of an optimizer section (see `default_config`)."""
+
+  name: str = settings.field(choices=OPTIMIZERS)
+  learning_rate: float = settings.field(minimum=0.0, exclusive_minimum=True)
+  b1: float = settings.field(minimum=0.0, maximum=1.0, exclusive_maximum=True)
+  b2: float = settings.field(minimum=0.0, maximum=1.0, exclusive_maximum=True)
+  # eps = 0 divides 0 by 0 for a parameter whose gradient has been zero.
+  eps: float = settings.field(minimum=0.0, exclusive_minimum=True)
+  momentum: float = settings.field(minimum=0.0, maximum=1.0, exclusive_maximum=True)
+  decay: float = settings.field(minimum=0.0, maximum=1.0, exclusive_maximum=True)
+  weight_decay: float = settings.field(minimum=0.0)
+  schedule: str = settings.field(choices=SCHEDULES)
+  warmup_steps: int = settings.field(minimum=0)
+  decay_steps: int = settings.field(minimum=0)
+  grad_clip_norm: float = settings.field(minimum=0.0)   # 0: off
+
+
+def check(cfg: ml_collections.ConfigDict | dict, prefix: str = "optim") -> OptimizerSettings:
+  """Validates an optimizer section: one-line ConfigError naming `prefix.key`.
+
+  A negative clip norm (which would flip the gradient), a zero Adam eps, a
+  non-positive or non-finite learning rate, β outside [0, 1) are refused.
+  """
+  return settings.resolve(OptimizerSettings, cfg, prefix)
+
+
+def make(cfg: ml_collections.ConfigDict, total_steps: int,
+         prefix: str = "optim") -> optax.GradientTransformation:
+  """An optax transformation from an optimizer config section (checked first)."""
+  check(cfg, prefix)
   lr = learning_rate_schedule(cfg, total_steps)
   if cfg.name == "adam":
     tx = optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)

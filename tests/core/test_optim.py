@@ -42,3 +42,29 @@ def test_ema_is_the_debiased_average():
 def test_ema_decay_range():
   with pytest.raises(ConfigError, match=r"EMA decay must be in \[0, 1\), got 1.0"):
     optim.ema(1.0)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("grad_clip_norm", -1.0, "optim.grad_clip_norm must be >= 0.0, got -1.0"),
+    ("eps", 0.0, "optim.eps must be > 0.0, got 0.0"),
+    ("learning_rate", 0.0, "optim.learning_rate must be > 0.0, got 0.0"),
+    ("learning_rate", float("inf"), "optim.learning_rate must be finite, got inf"),
+    ("learning_rate", "abc", "optim.learning_rate must be a number, got 'abc'"),
+    ("b1", 1.0, "optim.b1 must be < 1.0, got 1.0"),
+    ("name", "adamax", "unknown optim.name 'adamax'; valid:"),
+    ("warmup_steps", -5, "optim.warmup_steps must be >= 0, got -5"),
+])
+def test_optimizer_settings_that_would_break_training_are_refused(key, value, message):
+  cfg = optim.default_config()
+  cfg[key] = value if not isinstance(value, str) or key == "name" else 0.0
+  if isinstance(value, str) and key != "name":
+    cfg = dict(cfg.items(), **{key: value})
+  with pytest.raises(ConfigError) as error:
+    optim.make(cfg, 100)
+  assert str(error.value).startswith(message)
+
+
+def test_the_prefix_names_the_section():
+  cfg = optim.default_config(grad_clip_norm=-1.0)
+  with pytest.raises(ConfigError, match="generator_optim.grad_clip_norm must be >= 0.0"):
+    optim.make(cfg, 100, prefix="generator_optim")
