@@ -66,7 +66,8 @@ class Checkpointer:
             config=ocp.args.JsonRestore()))
     return restored["state"], restored["data"]["iterators"], restored["config"]
 
-  def restore_newest(self, abstract_state: Any, step: int | None = None
+  def restore_newest(self, abstract_state: Any, step: int | None = None, *,
+                     quarantine: bool = False
                      ) -> tuple[int, Any, list[dict[str, Any]], dict[str, Any]]:
     """Restores checkpoint `step`, or the newest one that can be read.
 
@@ -74,6 +75,10 @@ class Checkpointer:
     metadata, an empty folder) is skipped with a one-line warning naming it,
     and the next older one is tried. Raises WorkdirError when `step` does not
     exist or nothing can be restored. Returns (step, state, data, config).
+
+    With `quarantine` (a trainer resuming), the skipped checkpoints are moved
+    to `<checkpoints>.damaged/<step>`, kept for inspection but out of the way of
+    the steps the run is about to redo and save again.
     """
     steps = sorted(self.all_steps(), reverse=True)
     if step is not None:
@@ -81,6 +86,7 @@ class Checkpointer:
         raise WorkdirError(f"no checkpoint {step} in {self.directory}; saved steps: "
                            f"{', '.join(map(str, sorted(steps))) or 'none'}")
       steps = [step]
+    skipped = []
     for candidate in steps:
       try:
         state, data, config = self.restore(candidate, abstract_state)
@@ -94,10 +100,25 @@ class Checkpointer:
                              f"restored: {reason}") from None
         warnings.warn(f"checkpoint {candidate} in {self.directory} cannot be restored "
                       f"({reason}); trying an older one", stacklevel=2)
+        skipped.append(candidate)
         continue
+      if quarantine and skipped:
+        self._quarantine(skipped)
       return candidate, state, data, config
     raise WorkdirError(f"no restorable checkpoint in {self.directory}"
                        + (f" (tried steps {', '.join(map(str, steps))})" if steps else ""))
+
+  def _quarantine(self, steps: list[int]) -> None:
+    damaged = self.directory.with_name(self.directory.name + ".damaged")
+    damaged.mkdir(exist_ok=True)
+    for step in steps:
+      target = damaged / str(step)
+      suffix = 0
+      while target.exists():
+        suffix += 1
+        target = damaged / f"{step}.{suffix}"
+      (self.directory / str(step)).rename(target)
+    self._manager.reload()
 
   def close(self) -> None:
     self._manager.close()

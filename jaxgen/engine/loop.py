@@ -258,7 +258,7 @@ class Trainer:
     sharding = (self.strategy.replicated_sharding() if self.strategy.name == "jit"
                 else jax.sharding.SingleDeviceSharding(self.strategy.devices[0]))
     latest, state, data_states, _ = self.checkpointer.restore_newest(
-        checkpoint_lib.abstract_like(abstract, sharding))
+        checkpoint_lib.abstract_like(abstract, sharding), quarantine=True)
     # Records of the steps after the checkpoint are redone: drop them (and a
     # line torn by a kill) so the log holds each step once.
     workdir_lib.truncate_log(self.workdir, latest)

@@ -119,6 +119,7 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, reference):
   assert f"checkpoint {newest} in" in done.stderr and "cannot be restored" in done.stderr
   for got, want in zip(_params(workdir), reference):
     np.testing.assert_array_equal(got, want)
+  assert (workdir / "checkpoints.damaged" / str(newest)).is_dir()   # kept, set aside
   records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   steps = [r["step"] for r in records if r.get("split") == "train" and "loss" in r]
   assert steps == sorted(set(steps))
