@@ -131,7 +131,7 @@ def synthetic_images(row: Row, seed: int = 0) -> np.ndarray:
 class JaxgenStep:
   """jaxgen's jitted train step (state donated) on one fixed batch."""
 
-  def __init__(self, row: Row, images: np.ndarray):
+  def __init__(self, row: Row, images: np.ndarray, shapes_only: bool = False):
     import jax  # pylint: disable=import-outside-toplevel
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
     import jaxgen  # pylint: disable=import-outside-toplevel
@@ -140,8 +140,10 @@ class JaxgenStep:
     self.method = jaxgen.registry.get(row.method).make(self.config, self.spec)
     self.batch = {"x": jnp.asarray(images),
                   "label": jnp.zeros((row.batch_size,), jnp.int32)}
-    self.state = jax.jit(self.method.init)(jax.random.PRNGKey(0), self.batch)
-    self.param_sizes = sorted(int(np.size(p)) for p in jax.tree.leaves(self.state.params))
+    # shapes_only: the state's shapes alone (for parity checks; nothing compiled).
+    init = jax.eval_shape if shapes_only else lambda f, *a: jax.jit(f)(*a)
+    self.state = init(self.method.init, jax.random.PRNGKey(0), self.batch)
+    self.param_sizes = sorted(math.prod(p.shape) for p in jax.tree.leaves(self.state.params))
     self._step = jax.jit(self.method.train_step, donate_argnums=0)
     self._block = jax.block_until_ready
 
@@ -570,7 +572,7 @@ def check_parity(row: Row, jax_step: JaxgenStep, torch_step: TorchStep) -> dict[
 def parity(row: Row) -> dict[str, Any]:
   """Builds both sides of a row (no train step) and checks them: parameter counts."""
   images = synthetic_images(row)
-  jax_step = JaxgenStep(row, images)
+  jax_step = JaxgenStep(row, images, shapes_only=True)
   return check_parity(row, jax_step, TorchStep(row, jax_step, images, compiled=False))
 
 
