@@ -7,9 +7,10 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
 
 from benchmarks import vs_pytorch  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -52,6 +53,52 @@ def test_parity_fails_for_a_different_model():
   vs_pytorch.check_parity(wider, jax_wider, torch_wider)  # the wider pair itself matches
   with pytest.raises(AssertionError, match="parameter tensors differ"):
     vs_pytorch.check_parity(row, jax_step, torch_wider)
+
+
+def test_transposed_conv_with_padding_1_is_jaxgens_phase_form():
+  """jaxgen's 4x4 stride-2 SAME upsampling = nn.ConvTranspose2d(4, 2, padding=1), kernel flipped."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from jaxgen import nn as jnn  # pylint: disable=import-outside-toplevel
+  x = np.random.default_rng(0).normal(size=(2, 7, 7, 3)).astype(np.float32)
+  layer = jnn.PhaseConvTranspose(5, (4, 4), strides=(2, 2), padding="SAME")
+  params = layer.init(jax.random.PRNGKey(0), x)["params"]
+  params = {"kernel": params["kernel"], "bias": params["bias"] + 0.1}
+  expected = np.asarray(layer.apply({"params": params}, x))
+  conv = torch.nn.ConvTranspose2d(3, 5, 4, stride=2, padding=1)
+  kernel = np.asarray(params["kernel"])[::-1, ::-1].transpose(2, 3, 0, 1)
+  with torch.no_grad():
+    conv.weight.copy_(torch.from_numpy(kernel.copy()))
+    conv.bias.copy_(torch.from_numpy(np.array(params["bias"])))
+    got = conv(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+  assert got.shape == expected.shape == (2, 14, 14, 5)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_vae_reconstructs_as_jaxgens_with_the_same_weights():
+  """The PyTorch VAE is jaxgen's network, not only the same parameter count."""
+  import jax  # pylint: disable=import-outside-toplevel
+  row = TINY["vae-mlp"]
+  images = vs_pytorch.synthetic_images(row)
+  jax_step = vs_pytorch.JaxgenStep(row, images)
+  torch_step = vs_pytorch.TorchStep(row, jax_step, images, compiled=False)
+  (vae,) = torch_step.modules
+  params = jax_step.state.params
+  encoder = [params["encoder"]["MLP_0"][f"dense_{i}"] for i in range(2)]
+  decoder = [params["decoder"]["MLP_0"][f"dense_{i}"] for i in range(3)]
+  denses = encoder + [params["encoder"]["posterior"]] + decoder
+  linears = ([m for m in vae.encoder.modules() if isinstance(m, torch.nn.Linear)]
+             + [vae.posterior]
+             + [m for m in vae.decoder.modules() if isinstance(m, torch.nn.Linear)])
+  assert len(linears) == len(denses) == 6
+  with torch.no_grad():
+    for linear, dense in zip(linears, denses):
+      linear.weight.copy_(torch.from_numpy(np.asarray(dense["kernel"]).T.copy()))
+      linear.bias.copy_(torch.from_numpy(np.array(dense["bias"])))
+    mean, _ = vae.posterior(vae.encoder(torch_step.x)).chunk(2, dim=-1)
+    got = torch.sigmoid(vae.decoder(mean)).numpy().transpose(0, 2, 3, 1)
+  expected = jax_step.method.reconstruct(jax_step.state, jax_step.batch,
+                                         jax.random.PRNGKey(0))
+  np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-4, atol=1e-5)
 
 
 def test_a_failing_torch_compile_is_recorded_not_fatal():
