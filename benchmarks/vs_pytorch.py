@@ -21,8 +21,10 @@ both): each implementation's first step is timed alone (its compilation:
 which jaxgen, PyTorch eager and `torch.compile` (if it compiles; a failure is
 recorded, not fatal) each run K steps back to back, the order rotating from
 round to round. The rate of an implementation is its median over the rounds.
-PyTorch runs `--threads` intra-op threads (default: os.cpu_count()); XLA's
-CPU client keeps its own thread pool, sized by XLA to the machine's cores.
+PyTorch runs `--threads` intra-op threads (default: every core the process
+may use); XLA's CPU client keeps its own thread pool, which XLA sizes to the
+cores the process may run on, so with fewer threads than cores the process is
+first restricted to that many cores (sched_setaffinity), for both.
 Results go to benchmarks/results/vs_pytorch.json; see docs/performance.md.
 """
 
@@ -184,6 +186,9 @@ def adam_settings(step: JaxgenStep) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------- PyTorch
 def torch_models() -> Any:
   """The PyTorch side, defined on first use so the module imports without torch."""
+  # Longer than our ~80-line rule on purpose: the classes subclass torch.nn.Module,
+  # so they can only be defined once torch is imported, and keeping them in this
+  # one script keeps each model next to the jaxgen module it mirrors.
   # pylint: disable=import-outside-toplevel
   import torch
   from torch import nn
@@ -666,8 +671,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument("--steps", type=int, default=0,
                       help="steps per implementation per round (0: each row's default)")
   parser.add_argument("--warmup", type=int, default=3, help="untimed steps after the first")
-  parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                      help="PyTorch intra-op threads (default: all cores, as XLA uses)")
+  parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                      help="PyTorch intra-op threads, and the cores both may run on "
+                           "(default: every core this process may use)")
   parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
   parser.add_argument("--quick", action="store_true",
                       help="smoke run: 2 rounds of 2 steps, 1 warm-up step")
@@ -687,6 +693,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   args = parse_args(argv)
+  # XLA sizes its CPU thread pool by the cores this process may run on, when
+  # its backend starts (below, at the first jax call): fewer threads for
+  # PyTorch means fewer cores for both.
+  cores = sorted(os.sched_getaffinity(0))
+  if args.threads < len(cores):
+    cores = cores[:args.threads]
+    os.sched_setaffinity(0, cores)
   import torch  # pylint: disable=import-outside-toplevel
   torch.set_num_threads(args.threads)
   if args.parity_only:
@@ -699,9 +712,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
       "benchmark": "vs_pytorch", "machine": common.machine(),
       "versions": common.versions("jax", "jaxlib", "flax", "optax", "torch", "numpy"),
       "threads": {
-          "cpu_count": os.cpu_count(), "torch_intra_op": torch.get_num_threads(),
+          "cpu_count": os.cpu_count(), "cores_used": cores,
+          "torch_intra_op": torch.get_num_threads(),
           "torch_inter_op": torch.get_num_interop_threads(),
-          "jax": "XLA's own CPU thread pool (sized by XLA to the machine's cores)",
+          "jax": "XLA's own CPU thread pool, sized by XLA to cores_used",
           "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")},
       "settings": {"rounds": args.rounds, "steps": args.steps or "per row",
                    "warmup": args.warmup, "quick": args.quick,

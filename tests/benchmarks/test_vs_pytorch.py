@@ -133,6 +133,7 @@ def test_quick_run_writes_both_rates_and_equal_parameter_counts(tmp_path):
   assert results["versions"]["torch"] and results["versions"]["jax"]
   assert results["threads"]["torch_intra_op"] == 1
   assert results["threads"]["cpu_count"] == os.cpu_count()
+  assert len(results["threads"]["cores_used"]) == 1
   row = results["rows"]["vae-mlp-digits"]
   assert set(results["rows"]) == {"vae-mlp-digits"}
   assert row["parameters"]["jaxgen"] == row["parameters"]["torch"] == 102_224
