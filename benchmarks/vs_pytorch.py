@@ -63,7 +63,9 @@ class Row:
   shape: tuple[int, int, int]  # one example (H, W, C)
   batch_size: int
   overrides: tuple[str, ...]  # on top of jaxgen.get_config(method, data)
-  steps: int                  # K, steps per implementation per round (full run)
+  # K, steps per implementation per round in a full run: about half a second
+  # or more of each implementation on a 2-core CPU.
+  steps: int
   value_range: tuple[float, float] = (-1.0, 1.0)
   binary: bool = False        # data in {0, 1} (the VAE's Bernoulli decoder)
   levels: int = 256
@@ -73,7 +75,7 @@ MNIST = "idx:/work/shared/data/mnist-t10k"
 ROWS: dict[str, Row] = {
     "vae-mlp-digits": Row(
         "MLP VAE, digits 8x8 (the default vae config)", "vae", "digits", (8, 8, 1), 128,
-        (), steps=200, value_range=(0.0, 1.0), binary=True, levels=17),
+        (), steps=500, value_range=(0.0, 1.0), binary=True, levels=17),
     "vae-conv-mnist": Row(
         "conv VAE, MNIST 28x28 (as benchmarks/train_throughput.py)", "vae", MNIST,
         (28, 28, 1), 128, ("model.architecture=conv", "model.latent_dim=32"), steps=20,
@@ -82,7 +84,7 @@ ROWS: dict[str, Row] = {
         "DCGAN, MNIST 28x28, the experiments/gan_dcgan_digits.py setting (half widths)",
         "gan", MNIST, (28, 28, 1), 64,
         ("model.generator_channels=(64, 32)", "model.discriminator_channels=(32, 64)"),
-        steps=10),
+        steps=20),
     "dcgan-32": Row(
         "DCGAN, 32x32x3 (CIFAR-10 shape), the default gan config (paper widths)", "gan",
         "cifar10", (32, 32, 3), 64, (), steps=5),
@@ -90,12 +92,12 @@ ROWS: dict[str, Row] = {
         "DDPM U-Net, digits 8x8, the experiments/diffusion_digits.py setting", "ddpm",
         "digits", (8, 8, 1), 64,
         ("model.channels=32", "model.channel_mults=(1, 2)", "model.num_res_blocks=1",
-         "model.attention_resolutions=(4,)"), steps=10, levels=17),
+         "model.attention_resolutions=(4,)"), steps=20, levels=17),
     "ddpm-mnist": Row(
         "DDPM U-Net, MNIST 28x28, the experiments/diffusion_digits.py setting", "ddpm",
         MNIST, (28, 28, 1), 32,
         ("model.channels=16", "model.channel_mults=(1, 2, 2)", "model.num_res_blocks=1",
-         "model.attention_resolutions=(7,)"), steps=5),
+         "model.attention_resolutions=(7,)"), steps=10),
 }
 
 
@@ -151,8 +153,8 @@ class JaxgenStep:
 
   def run(self, steps: int) -> None:
     for _ in range(steps):
-      self.state, metrics = self._step(self.state, self.batch)
-    self._block((self.state, metrics))
+      self.state, _ = self._step(self.state, self.batch)
+    self._block(self.state)
 
   def output_shape(self) -> tuple[int, ...] | None:
     """Shape of what the model outputs per batch in data space (None: not cheap)."""
@@ -177,6 +179,9 @@ def adam_settings(step: JaxgenStep) -> dict[str, dict[str, Any]]:
   for name, section in sections.items():
     if section["name"] != "adam":
       raise ValueError(f"vs_pytorch mirrors Adam only; {name} uses {section['name']!r}")
+    if section["grad_clip_norm"] and step.method.name != "ddpm":
+      raise ValueError(f"vs_pytorch clips gradients in the DDPM rows only; {name} has "
+                       f"grad_clip_norm={section['grad_clip_norm']}")
     if section["schedule"] != "constant" or section["warmup_steps"]:
       raise ValueError(f"vs_pytorch mirrors a constant learning rate only; {name} has "
                        f"schedule {section['schedule']!r}, warm-up {section['warmup_steps']}")
@@ -443,8 +448,10 @@ class TorchStep:
 
   def _build_vae(self, ns, jax_step: JaxgenStep):
     torch, m = self.torch, jax_step.config.model
-    if m.likelihood != "bernoulli" or m.activation != "relu" or m.beta != 1.0:
-      raise ValueError("vs_pytorch mirrors the VAE with a Bernoulli decoder, ReLU, beta=1")
+    if (m.likelihood != "bernoulli" or m.activation != "relu" or m.beta != 1.0
+        or m.kl_warmup_steps):
+      raise ValueError("vs_pytorch mirrors the VAE with a Bernoulli decoder, ReLU, beta=1 "
+                       "and no KL warm-up")
     vae = ns["VAE"](m.architecture, self.row.shape, m.latent_dim, tuple(m.hidden),
                     tuple(m.channels))
     self.output_shape = tuple(vae.decoder(torch.zeros(2, m.latent_dim)).shape)
