@@ -707,7 +707,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   if args.threads < len(cores):
     cores = cores[:args.threads]
     os.sched_setaffinity(0, cores)
-  import torch  # pylint: disable=import-outside-toplevel
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    sys.exit("vs_pytorch needs PyTorch (CPU): pip install -e '.[bench]'")
   torch.set_num_threads(args.threads)
   if args.parity_only:
     counts = {name: parity(ROWS[name]) for name in args.rows.split(",")}
