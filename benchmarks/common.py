@@ -88,6 +88,18 @@ def machine() -> dict[str, Any]:
   }
 
 
+def versions(*packages: str) -> dict[str, str | None]:
+  """Installed versions of `packages` (None for one that is not installed), and Python's."""
+  from importlib import metadata  # pylint: disable=import-outside-toplevel
+  out: dict[str, str | None] = {"python": platform.python_version()}
+  for package in packages:
+    try:
+      out[package] = metadata.version(package)
+    except metadata.PackageNotFoundError:
+      out[package] = None
+  return out
+
+
 def peak_rss_mib() -> float:
   """This process's peak resident memory so far (MiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
