@@ -15,6 +15,7 @@ units the data are reported in:
   nll_nats = ...                                     # −log p(y), [B], model space
   bits = codec.bits_per_dim(nll_nats, dims=spec.dim)   # −log₂ p(x) / D, [B]
   x = codec.decode(samples)                          # back to the data range
+  k = codec.level_index(batch["x"])                  # discrete data: int levels 0..L−1
 
 Units of the reported number (`codec.units` says which):
 * discrete data (binary, or `levels` grey levels): −log₂ P(x)/D of the
@@ -111,6 +112,20 @@ class Codec:
     """−log p in nats per example, taken in model space -> bits/dim in reported units."""
     return nats_to_bits_per_dim(nats, dims=dims, log_jacobian=self.log_jacobian)
 
+  def level_index(self, x: jax.Array) -> jax.Array:
+    """The level k in 0..levels−1 of discrete data x (int32; for softmax likelihoods)."""
+    if not self.discrete:
+      raise ValueError("level_index needs discrete data (a codec with levels, "
+                       "not dequantized)")
+    k = jnp.round((x - self.low) * ((self.levels - 1) / (self.high - self.low)))
+    return jnp.clip(k, 0, self.levels - 1).astype(jnp.int32)
+
+  def from_level_index(self, k: jax.Array) -> jax.Array:
+    """Data values of levels k: low + k (high − low)/(levels − 1)."""
+    if not self.discrete:
+      raise ValueError("from_level_index needs discrete data")
+    return self.low + k.astype(jnp.float32) * ((self.high - self.low) / (self.levels - 1))
+
   def dequantize(self, key: jax.Array, x: jax.Array) -> jax.Array:
     """Uniform dequantization of discrete data (Theis et al. 2016), in data units.
 
@@ -121,7 +136,7 @@ class Codec:
     if not self.discrete:
       raise ValueError("dequantize needs discrete data (a codec with levels, "
                        "not already dequantized)")
-    k = jnp.round((x - self.low) * ((self.levels - 1) / (self.high - self.low)))
+    k = self.level_index(x).astype(x.dtype)
     u = rng.uniform(key, x.shape, x.dtype)
     return self.low + (k + u) * ((self.high - self.low) / self.levels)
 

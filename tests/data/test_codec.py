@@ -128,3 +128,16 @@ def test_discretized_gaussian_on_another_range_is_the_rescaled_one():
   in_model = codec_lib.discretized_gaussian_log_prob(
       x=x / 127.5 - 1.0, mean=100.0 / 127.5 - 1.0, log_scale=math.log(0.1), levels=levels)
   np.testing.assert_allclose(in_data, in_model, rtol=1e-4, atol=1e-4)
+
+
+def test_level_indices_round_trip_on_the_grid():
+  codec = codec_lib.Codec(low=-1.0, high=1.0, levels=17)
+  k = jnp.arange(17)
+  x = codec.from_level_index(k)
+  np.testing.assert_allclose(x, np.linspace(-1, 1, 17), atol=1e-6)
+  np.testing.assert_array_equal(codec.level_index(x), k)
+  # Values off the grid go to the nearest level, and stay in 0..levels−1.
+  np.testing.assert_array_equal(codec.level_index(jnp.array([-2.0, 0.06, 0.07, 3.0])),
+                                [0, 8, 9, 16])
+  with pytest.raises(ValueError, match="needs discrete data"):
+    codec.dequantized_codec().level_index(x)
