@@ -31,6 +31,7 @@ from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen import registry  # noqa: E402
 from jaxgen.families.diffusion import method as diffusion  # noqa: E402
+from jaxgen.families.diffusion import settings as diffusion_settings  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 
@@ -103,10 +104,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"{step_flops / seconds / peak:.1%} of peak", flush=True)
 
   # One forward of the denoiser at the sampling batch: the FLOPs of a step.
-  net = diffusion.make_denoiser(config.model, tuple(spec.shape), spec.num_classes)
+  model_settings = diffusion_settings.resolve(config.model, tuple(spec.shape),
+                                              spec.num_classes)
+  net = diffusion.make_denoiser(model_settings, tuple(spec.shape), spec.num_classes)
   x = jnp.zeros((args.sample_batch,) + tuple(spec.shape))
   t = jnp.zeros((args.sample_batch,), jnp.int32)
-  forward = jax.jit(net.apply).lower({"params": state.model_state["ema"]}, x, t).compile()
+  forward = jax.jit(net.apply).lower({"params": state.params["denoiser"]}, x, t).compile()
   forward_flops = common.program_flops(forward)
   report["sampling"] = {}
   for name, sampler, steps in (("ddpm_1000" if not args.quick else "ddpm_all", "ddpm",

@@ -29,6 +29,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -36,6 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import jaxgen  # noqa: E402
 from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
+from jaxgen.core import rng  # noqa: E402
 from jaxgen.engine import logs  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
 
@@ -85,14 +87,18 @@ def bound_on_test(run: jaxgen.RunResult, num_examples: int, batch_size: int,
     if keep <= 0:
       break
     mask = np.asarray(batch.pop("mask"), np.float64)[:keep]
-    values = jax.device_get(evaluate(run.state, batch, key))
+    # Per-example keys from the example's index: the numbers do not depend on
+    # the batch size.
+    keys = rng.index_keys(key, jnp.arange(count, count + len(batch["x"])))
+    values = jax.device_get(evaluate(run.state, batch, keys))
     for name, per_example in values.items():
       totals[name] = totals.get(name, 0.0) + float(
           (np.asarray(per_example, np.float64)[:keep] * mask).sum())
     count += int(mask.sum())
   means = {k: v / count for k, v in totals.items()}
   return {**means, "num_examples": count, "seconds": time.perf_counter() - started,
-          "protocol": run.method.eval_protocol}
+          "protocol": {**run.method.eval_protocol,
+                       "eval_key": f"fold_in(fold_in(PRNGKey({seed}), 0xE7A1), example index)"}}
 
 
 def save_curve(path: pathlib.Path, history: list[dict], title: str) -> None:

@@ -1,8 +1,10 @@
 """Latent diffusion (Rombach et al. 2022): DDPM in a trained autoencoder's code space.
 
 The autoencoder (a jaxgen VAE or autoencoder run with `encode`/`decode`) is
-read with `jaxgen.load(model.autoencoder_workdir)` and stays frozen. Codes are
-the posterior means (or one posterior draw) times a scale fixed at
+read with `jaxgen.load(model.autoencoder_workdir)` and stays frozen. Its data
+settings must be this run's: the same shape and value range, and the same
+`data.binarize` and `data.dequantize` transforms (a one-line error otherwise).
+Codes are the posterior means (or one posterior draw) times a scale fixed at
 initialisation to 1/std of the first batch's codes, as Rombach et al. do, so the
 diffusion sees unit-variance data. Samples are decoded back to images.
 
@@ -19,6 +21,7 @@ likelihood of the images.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -26,16 +29,23 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxgen import data as data_lib
 from jaxgen import registry
 from jaxgen.core import optim, rng
+from jaxgen.core import settings as core_settings
 from jaxgen.core.state import Method
-from jaxgen.errors import ConfigError, choices
+from jaxgen.errors import ConfigError
 from jaxgen.families.diffusion import method as diffusion
+from jaxgen.families.diffusion import settings as settings_lib
+
+# Data transforms the autoencoder and the diffusion must share; shape and value
+# range (which cover scale, flatten, image size and channels) are compared too.
+SHARED_TRANSFORMS = ("binarize", "dequantize")
 
 
 def default_config(data: str = "digits") -> ml_collections.ConfigDict:
   """Latent diffusion defaults: the MLP denoiser on vector codes."""
-  model = diffusion.model_config(vectors=True)
+  model = settings_lib.model_config(vectors=True)
   model.update(
       autoencoder_workdir="",  # a trained jaxgen VAE/autoencoder run (required)
       latent_sample="mean",    # codes: the encoder's "mean", or one posterior "sample"
@@ -47,21 +57,17 @@ def default_config(data: str = "digits") -> ml_collections.ConfigDict:
   ))
 
 
-def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
-  """The `latent_diffusion` method; loads the autoencoder named in the config."""
-  import jaxgen  # pylint: disable=import-outside-toplevel  (jaxgen imports the families)
-
-  m = config.model
-  if not m.autoencoder_workdir:
-    raise ConfigError("model.autoencoder_workdir is empty; train a VAE or autoencoder "
-                      "first (jaxgen train vae --workdir runs/vae) and name its workdir")
-  if m.latent_sample not in diffusion.LATENT_SAMPLES:
-    raise ConfigError(f"model.latent_sample={m.latent_sample!r} is not one of "
-                      f"{choices(diffusion.LATENT_SAMPLES)}")
-  run = jaxgen.load(m.autoencoder_workdir)
-  if run.method.encode is None or run.method.decode is None:
-    raise ConfigError(f"the run in {m.autoencoder_workdir!r} ({run.config.method}) has "
-                      "no encode/decode; use a VAE or autoencoder run")
+def check_same_data(run: Any, config: ml_collections.ConfigDict, spec: Any,
+                    workdir: str) -> None:
+  """One-line error unless the autoencoder was trained on this run's data transforms."""
+  defaults = data_lib.default_config()
+  ours, theirs = config.get("data", {}), run.config.get("data", {})
+  for key in SHARED_TRANSFORMS:
+    mine, its = ours.get(key, defaults[key]), theirs.get(key, defaults[key])
+    if mine != its:
+      raise ConfigError(
+          f"the autoencoder in {workdir!r} was trained with data.{key}={its!r}, but this "
+          f"run has data.{key}={mine!r}; use the autoencoder's data settings")
   if (tuple(run.spec.shape) != tuple(spec.shape)
       or tuple(run.spec.value_range) != tuple(spec.value_range)):
     raise ConfigError(
@@ -69,20 +75,23 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
         f"{tuple(run.spec.shape)} in {tuple(run.spec.value_range)}, but this run's "
         f"data {spec.name!r} is {tuple(spec.shape)} in {tuple(spec.value_range)}; "
         f"use the autoencoder's data settings")
-  # Host copies: the frozen weights enter the compiled programs as constants,
-  # which then run on whatever devices the engine shards the batch over.
-  ae_method, ae_state = run.method, jax.tree.map(np.asarray, run.replica(0))
+
+
+def code_space(ae_method: Any, ae_state: Any, latent_sample: str,
+               data_shape: tuple[int, ...]) -> diffusion.Space:
+  """The autoencoder's codes, scaled to unit variance, as the diffusion's space."""
 
   def raw_codes(x, key):
-    out = ae_method.encode(ae_state, x, key)
+    keys = rng.split(key, "encoder", "posterior")
+    out = ae_method.encode(ae_state, x, keys["encoder"])
     if isinstance(out, (tuple, list)):  # a VAE: posterior (mean, logvar)
       mean, logvar = out
-      if m.latent_sample == "sample":
-        return mean + jnp.exp(0.5 * logvar) * rng.normal(key, mean.shape)
+      if latent_sample == "sample":
+        return mean + jnp.exp(0.5 * logvar) * rng.normal(keys["posterior"], mean.shape)
       return mean
     return out
 
-  example = jax.ShapeDtypeStruct((1,) + tuple(spec.shape), jnp.float32)
+  example = jax.ShapeDtypeStruct((1,) + tuple(data_shape), jnp.float32)
   code = jax.eval_shape(raw_codes, example, jax.ShapeDtypeStruct((2,), jnp.uint32))
   shape = tuple(int(d) for d in code.shape[1:])
 
@@ -97,17 +106,39 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   def decode(model_state, y):
     return ae_method.decode(ae_state, y / model_state["latent_scale"])
 
-  codec = diffusion.Codec(
+  return diffusion.Space(
       shape=shape, encode=encode, decode=decode, init_state=init_state,
       # The bound is reported for the unscaled codes z = y / scale.
-      log_det=lambda model_state: jnp.log(model_state["latent_scale"]),
+      log_jacobian=lambda model_state: jnp.log(model_state["latent_scale"]),
       levels=None,
       units=("bits per latent dimension of the autoencoder's codes (unscaled); "
              "not a bound on the image likelihood"))
-  extra = {"autoencoder": {"workdir": str(m.autoencoder_workdir),
+
+
+def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
+  """The `latent_diffusion` method; loads the autoencoder named in the config."""
+  import jaxgen  # pylint: disable=import-outside-toplevel  (jaxgen imports the families)
+
+  model_keys = [f.name for f in dataclasses.fields(settings_lib.ModelSettings)]
+  latent = core_settings.resolve(settings_lib.LatentSettings, config.model, "model",
+                                 ignore=model_keys)
+  if not latent.autoencoder_workdir:
+    raise ConfigError("model.autoencoder_workdir is empty; train a VAE or autoencoder "
+                      "first (jaxgen train vae --workdir runs/vae) and name its workdir")
+  run = jaxgen.load(latent.autoencoder_workdir)
+  if run.method.encode is None or run.method.decode is None:
+    raise ConfigError(f"the run in {latent.autoencoder_workdir!r} ({run.config.method}) "
+                      "has no encode/decode; use a VAE or autoencoder run")
+  check_same_data(run, config, spec, latent.autoencoder_workdir)
+  # Host copies: the frozen weights enter the compiled programs as constants,
+  # which then run on whatever devices the engine shards the batch over.
+  ae_state = jax.tree.map(np.asarray, run.replica(0))
+  space = code_space(run.method, ae_state, latent.latent_sample, tuple(spec.shape))
+  extra = {"autoencoder": {"workdir": latent.autoencoder_workdir,
                            "method": run.config.method, "step": run.step,
-                           "code_shape": list(shape), "codes": m.latent_sample}}
-  return diffusion.build(config, codec, spec.num_classes, "latent_diffusion", extra)
+                           "code_shape": list(space.shape), "codes": latent.latent_sample}}
+  return diffusion.build(config, space, spec.num_classes, "latent_diffusion", extra,
+                         ignore=settings_lib.LATENT_KEYS)
 
 
 registry.register(

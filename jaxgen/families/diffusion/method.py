@@ -1,12 +1,14 @@
-"""Denoising diffusion (Ho et al. 2020): the `ddpm` and `latent_diffusion` methods.
+"""Denoising diffusion (Ho et al. 2020): the `ddpm` method, and the shared builder.
 
 Training draws t ~ U{0..T−1} and ε ~ N(0, I) per example, forms
 x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε and regresses the network on ε, x_0 or v
 (L_simple), optionally with the variational bound (L_vlb, or Nichol &
-Dhariwal's hybrid L_simple + λ L_vlb with a learned variance). EMA weights,
-kept in `model_state["ema"]`, are what `sample` and `evaluate` use.
-`evaluate` returns the full variational bound over all T steps, per example,
-in bits per dimension.
+Dhariwal's hybrid L_simple + λ L_vlb with a learned variance); the objectives
+are the pure functions of `losses`. An EMA of the denoiser's weights
+(`jaxgen.core.optim.ema`: zero-initialised, debiased when read; its state in
+`model_state["ema"]`) is what `sample` and `evaluate` use. `evaluate` returns
+the full variational bound over all T steps, per example, in bits per
+dimension (converted by the shared `jaxgen.data.codec`).
 
   config = jaxgen.get_config("ddpm")                 # digits, U-Net, ε, linear β
   result = jaxgen.fit(config, workdir="runs/ddpm")
@@ -24,6 +26,8 @@ conditional one, exactly (w = 1 + Ho & Salimans' w).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -37,130 +41,43 @@ import optax
 from jaxgen import registry
 from jaxgen.core import collectives, optim, rng
 from jaxgen.core.state import Method, TrainState
+from jaxgen.data import codec as codec_lib
 from jaxgen.errors import ConfigError, choices
 from jaxgen.families.diffusion import losses, samplers, schedules
+from jaxgen.families.diffusion import settings as settings_lib
+from jaxgen.families.diffusion.settings import ModelSettings, default_config
 from jaxgen.nn.denoiser import MLPDenoiser
-from jaxgen.nn.unet import UNet, UNetClassifier, check_unet_shape
+from jaxgen.nn.unet import UNet, UNetClassifier
 
-ARCHITECTURES = ("unet", "mlp")
-LOSSES = ("simple", "vlb", "hybrid")
-GUIDANCE = ("none", "classifier_free", "classifier")
-LATENT_SAMPLES = ("mean", "sample")
 DEFAULT = "default"  # sample(guidance=DEFAULT): the config's guidance_scale
 
 
-def model_config(vectors: bool) -> dict[str, Any]:
-  """The `model` section shared by `ddpm` and `latent_diffusion`."""
-  return dict(
-      timesteps=1000,          # T (Ho et al. 2020)
-      schedule="linear",       # "linear" β 1e-4..0.02 (Ho et al.), "cosine" (Nichol & Dhariwal)
-      prediction="epsilon",    # "epsilon" (Ho et al.), "x0" or "v" (Salimans & Ho 2022)
-      loss="simple",           # "simple" (Ho et al. eq. 14), "vlb" or "hybrid" (Nichol & Dhariwal)
-      hybrid_weight=0.001,     # λ of L_simple + λ L_vlb (Nichol & Dhariwal 2021)
-      variance="fixed_small",  # σ²_t: "fixed_small" β̃_t, "fixed_large" β_t or "learned"
-      architecture="mlp" if vectors else "unet",
-      channels=32,             # U-Net base width (Ho et al.: 128 on CIFAR-10)
-      channel_mults=(1, 2),    # one resolution per entry, halving each time
-      num_res_blocks=2,        # per resolution (Ho et al.: 2)
-      attention_resolutions=(4,),  # feature-map sizes with self-attention (Ho et al.: 16 at 32x32)
-      heads=1,
-      norm_groups=8,           # GroupNorm groups (Ho et al.: 32 at width 128)
-      hidden=256,              # MLP denoiser width
-      depth=3,                 # MLP denoiser residual blocks
-      ema_decay=0.999,         # Ho et al.: 0.9999 over 800k steps; shorter runs need less
-      conditional=False,       # condition on data labels (class embedding)
-      label_dropout=0.1,       # p_uncond: labels replaced by "no label" (Ho & Salimans 2022)
-      guidance="none",         # "classifier_free" (Ho & Salimans), "classifier" (Dhariwal & Nichol)
-      guidance_scale=2.0,      # default w (classifier-free) or s (classifier) when sampling
-      sampler="ddim",          # default sampler for sample(): "ddim" or "ddpm" (ancestral)
-      sample_steps=50,         # default sampling steps; 0 = all T
-      eta=0.0,                 # DDIM η: 0 deterministic, 1 = ancestral-like (Song et al. 2021)
-      clip_denoised=not vectors,  # clip x̂_0 to the data range while sampling and evaluating
-      progress_chunk=50,       # sample(progress=True): steps per compiled chunk of the loop
-  )
-
-
-def default_config(data: str = "digits") -> ml_collections.ConfigDict:
-  """DDPM defaults: a small U-Net on images, the MLP denoiser on 2-D toy data.
-
-  On 8x8 digits the default (4,000 steps) trains in about ten minutes on two
-  CPU cores; images are scaled to [-1, 1] as in Ho et al.
-  """
-  vectors = data.startswith("toy2d:")
-  sections = dict(
-      model=model_config(vectors),
-      # Ho et al. used 2e-4 with batch 128 on CIFAR-10 and clipped gradients
-      # at norm 1; these small models train faster at 1e-3.
-      optim=optim.default_config("adam", 1e-3, grad_clip_norm=1.0),
-      train=dict(steps=4000, eval_every=0, sample_every=1000),
-  )
-  if not vectors:
-    sections["data"] = dict(scale="symmetric")
-  return ml_collections.ConfigDict(sections)
-
-
-class Codec(NamedTuple):
-  """How data enter and leave the diffusion's space (identity-like for `ddpm`).
+class Space(NamedTuple):
+  """Where the diffusion runs: data scaled by a `Codec` (`ddpm`) or codes (`latent_diffusion`).
 
   encode(model_state, x, key) -> x_0 in model space; decode(model_state, y) ->
   data; init_state(x, key) -> extra model_state entries from the first batch;
-  log_det(model_state): log |d(model space)/d(reported units)| per dimension,
-  added to continuous likelihoods; levels: the discretized decoder's grid size
-  (None: continuous); units: what the bound measures, for the protocol.
+  log_jacobian(model_state): log |d(model space)/d(reported units)| per
+  dimension, counted in the continuous decoder term; levels: the discretized
+  decoder's grid size (None: a density); units: what the bound measures.
   """
 
   shape: tuple[int, ...]
   encode: Callable[[dict, jax.Array, jax.Array], jax.Array]
   decode: Callable[[dict, jax.Array], jax.Array]
   init_state: Callable[[jax.Array, jax.Array], dict]
-  log_det: Callable[[dict], jax.Array | float]
+  log_jacobian: Callable[[dict], jax.Array | float]
   levels: int | None
   units: str
 
 
-def check_model_config(m: ml_collections.ConfigDict, shape: tuple[int, ...],
-                       num_classes: int | None) -> None:
-  """One-line errors for settings that do not exist or do not fit the data."""
-  for key, valid in (("schedule", schedules.SCHEDULES),
-                     ("prediction", schedules.PREDICTIONS), ("loss", LOSSES),
-                     ("variance", schedules.VARIANCES), ("architecture", ARCHITECTURES),
-                     ("guidance", GUIDANCE), ("sampler", samplers.SAMPLERS)):
-    if m[key] not in valid:
-      raise ConfigError(f"model.{key}={m[key]!r} is not one of {choices(valid)}")
-  if m.timesteps < 1:
-    raise ConfigError(f"model.timesteps must be at least 1, got {m.timesteps}")
-  if not 0 <= m.sample_steps <= m.timesteps:
-    raise ConfigError(f"model.sample_steps must be 0 (all) to model.timesteps="
-                      f"{m.timesteps}, got {m.sample_steps}")
-  if m.variance == "learned" and m.loss == "simple":
-    raise ConfigError("model.variance='learned' is only trained by the bound; use "
-                      "model.loss='hybrid' or 'vlb'")
-  if not 0.0 <= m.ema_decay < 1.0:
-    raise ConfigError(f"model.ema_decay must be in [0, 1), got {m.ema_decay}")
-  if not 0.0 <= m.label_dropout < 1.0:
-    raise ConfigError(f"model.label_dropout must be in [0, 1), got {m.label_dropout}")
-  if m.eta < 0:
-    raise ConfigError(f"model.eta must be non-negative, got {m.eta}")
-  if m.hybrid_weight < 0:
-    raise ConfigError(f"model.hybrid_weight must be non-negative, got {m.hybrid_weight}")
-  if m.progress_chunk < 1:
-    raise ConfigError(f"model.progress_chunk must be at least 1, got {m.progress_chunk}")
-  if (m.conditional or m.guidance != "none") and not num_classes:
-    what = "model.conditional=True" if m.conditional else f"model.guidance={m.guidance!r}"
-    raise ConfigError(f"{what} needs labelled data; this dataset has no labels "
-                      f"(or data.labels=False)")
-  if m.guidance == "classifier_free" and m.label_dropout <= 0:
-    raise ConfigError("model.guidance='classifier_free' needs model.label_dropout > 0 "
-                      "to train the unconditional model")
-  if m.architecture == "unet":
-    if not m.channel_mults or m.channels < 1 or m.num_res_blocks < 1:
-      raise ConfigError("model.channel_mults needs at least one entry and "
-                        "model.channels, model.num_res_blocks must be positive")
-    check_unet_shape(shape, len(m.channel_mults))
-    if (m.channels * min(m.channel_mults)) % m.heads:
-      raise ConfigError(f"model.heads={m.heads} must divide every U-Net width")
-  elif m.hidden < 1 or m.depth < 0:
-    raise ConfigError("model.hidden must be positive and model.depth non-negative")
+def data_space(codec: codec_lib.Codec, shape: tuple[int, ...]) -> Space:
+  """The data themselves, mapped onto [-1, 1] by `codec`."""
+  return Space(shape=tuple(shape), encode=lambda model_state, x, key: codec.encode(x),
+               decode=lambda model_state, y: codec.decode(y),
+               init_state=lambda x, key: {},
+               log_jacobian=lambda model_state: codec.log_jacobian,
+               levels=codec.levels if codec.discrete else None, units=codec.units)
 
 
 class Denoiser(nn.Module):
@@ -222,312 +139,307 @@ class Classifier(nn.Module):
                        depth=self.depth, name="mlp")(x.reshape(x.shape[0], -1), t)
 
 
-def _net_settings(m: ml_collections.ConfigDict) -> dict[str, Any]:
-  return dict(channels=int(m.channels), channel_mults=tuple(m.channel_mults),
-              attention_resolutions=tuple(m.attention_resolutions), heads=int(m.heads),
-              groups=int(m.norm_groups), hidden=int(m.hidden), depth=int(m.depth))
+def _net_settings(s: ModelSettings) -> dict[str, Any]:
+  return dict(channels=s.channels, channel_mults=s.channel_mults,
+              attention_resolutions=s.attention_resolutions, heads=s.heads,
+              groups=s.norm_groups, hidden=s.hidden, depth=s.depth)
 
 
-def is_conditional(m: ml_collections.ConfigDict) -> bool:
-  """Whether the denoiser takes labels (conditional, or classifier-free guidance)."""
-  return bool(m.conditional or m.guidance == "classifier_free")
-
-
-def make_denoiser(m: ml_collections.ConfigDict, shape: tuple[int, ...],
+def make_denoiser(s: ModelSettings, shape: tuple[int, ...],
                   num_classes: int | None) -> Denoiser:
-  """The network of a `model` config section, for examples of `shape`."""
-  return Denoiser(architecture=m.architecture, shape=tuple(shape),
-                  learned_variance=m.variance == "learned",
-                  num_classes=int(num_classes or 0) if is_conditional(m) else 0,
-                  num_res_blocks=int(m.num_res_blocks), **_net_settings(m))
+  """The network of the model settings, for examples of `shape`."""
+  return Denoiser(architecture=s.architecture, shape=tuple(shape),
+                  learned_variance=s.variance == "learned",
+                  num_classes=int(num_classes or 0) if s.label_conditioned else 0,
+                  num_res_blocks=s.num_res_blocks, **_net_settings(s))
 
 
-def make_classifier(m: ml_collections.ConfigDict, num_classes: int) -> Classifier:
-  """The noise-conditional classifier of a `model` config section."""
-  return Classifier(m.architecture, int(num_classes), **_net_settings(m))
+def make_classifier(s: ModelSettings, num_classes: int) -> Classifier:
+  """The noise-conditional classifier of the model settings."""
+  return Classifier(s.architecture, int(num_classes), **_net_settings(s))
 
 
-def build(config: ml_collections.ConfigDict, codec: Codec, num_classes: int | None,
-          name: str, protocol_extra: dict[str, Any] | None = None) -> Method:
-  """The diffusion Method for data that `codec` maps into its model space."""
-  m = config.model
-  shape = codec.shape
-  check_model_config(m, shape, num_classes)
-  T = int(m.timesteps)
-  schedule = schedules.get(m.schedule, T)
-  conditional = is_conditional(m)
-  null_label = int(num_classes or 0)
-  dims = math.prod(shape)
-  denoiser = make_denoiser(m, shape, num_classes)
-  use_classifier = m.guidance == "classifier"
-  classifier = make_classifier(m, num_classes) if use_classifier else None
-  tx = optim.make(config.optim, config.train.steps)
-  clip = bool(m.clip_denoised)
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+  """Everything `make` fixes: what the method's functions close over (never a config)."""
 
-  def apply_denoiser(params, x, t, labels):
-    return denoiser.apply({"params": params}, x, t, labels if conditional else None)
+  name: str
+  settings: ModelSettings
+  schedule: schedules.Schedule
+  space: Space
+  denoiser: Denoiser
+  classifier: Classifier | None
+  tx: optax.GradientTransformation
+  ema: optax.GradientTransformation
+  num_classes: int  # 0 without labels; also the index of the "no label" embedding
 
-  def p_mean_log_variance(params, x_t, t, labels, clip_x0: bool, stop_mean: bool = False):
-    """μ_θ, log σ²_θ of p(x_{t−1} | x_t) (and the raw output)."""
-    output, frac = apply_denoiser(params, x_t, t, labels)
-    mean_output = jax.lax.stop_gradient(output) if stop_mean else output
-    x0_hat, _ = schedules.predict_x0_and_eps(schedule, prediction=m.prediction,
-                                             output=mean_output, x_t=x_t, t=t)
-    if clip_x0:
-      x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
-    mean = losses.model_mean(schedule, x0_hat=x0_hat, x_t=x_t, t=t)
-    log_variance = schedules.model_log_variance(schedule, variance=m.variance, t=t,
-                                                shape=x_t.shape, frac=frac)
-    return mean, log_variance, output
+  @property
+  def timesteps(self) -> int:
+    return self.schedule.num_timesteps
 
-  def loss_terms(params, x0, t, noise, labels) -> dict[str, jax.Array]:
-    """Per-example training losses for given draws of t and ε."""
-    x_t = schedules.q_sample(schedule, x0=x0, t=t, noise=noise)
-    target = schedules.training_target(schedule, prediction=m.prediction, x0=x0,
-                                       noise=noise, t=t)
-    terms = {}
-    if m.loss == "vlb" or m.loss == "hybrid":
-      # The hybrid loss trains only the variance through L_vlb (Nichol & Dhariwal
-      # section 3.1); in bits per dimension, × T so that E_t estimates the sum.
-      mean, log_variance, output = p_mean_log_variance(
-          params, x_t, t, labels, clip_x0=False, stop_mean=m.loss == "hybrid")
-      vb = losses.vlb_term(schedule, x0=x0, x_t=x_t, t=t, model_mean=mean,
-                           model_log_variance=log_variance, levels=codec.levels)
-      terms["vlb"] = T * vb / (dims * math.log(2.0))
-    else:
-      output, _ = apply_denoiser(params, x_t, t, labels)
-    terms["simple"] = losses.simple_loss(prediction=output, target=target)
-    if m.loss == "simple":
-      terms["loss"] = terms["simple"]
-    elif m.loss == "vlb":
-      terms["loss"] = terms["vlb"]
-    else:
-      terms["loss"] = terms["simple"] + m.hybrid_weight * terms["vlb"]
-    terms["x_t"] = x_t
-    return terms
+  @property
+  def dims(self) -> int:
+    return math.prod(self.space.shape)
 
-  def init(key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
-    keys = rng.split(key, "denoiser", "classifier", "codec", "base")
-    model_state = dict(codec.init_state(batch["x"], keys["codec"]))
-    x0 = codec.encode(model_state, batch["x"][:1], keys["codec"])
-    t = jnp.zeros((1,), jnp.int32)
-    labels = jnp.zeros((1,), jnp.int32)
-    # Non-partitionable threefry here only: XLA on CPU compiles flax's one
-    # draw per parameter 2-3x faster so, and the values are as random.
-    with jax.threefry_partitionable(False):
-      params = {"denoiser": denoiser.init(keys["denoiser"], x0, t, labels)["params"]}
-      if use_classifier:
-        params["classifier"] = classifier.init(keys["classifier"], x0, t)["params"]
-    opt_state = {group: tx.init(p) for group, p in params.items()}
-    # A real copy: the engine donates the state, and aliases cannot be donated twice.
-    model_state["ema"] = jax.tree.map(jnp.copy, params["denoiser"])
-    return TrainState.create(key=keys["base"], params=params, opt_state=opt_state,
-                             model_state=model_state)
 
-  def train_step(state: TrainState, batch: dict[str, jax.Array]
-                 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    keys = state.keys("time", "noise", "labels", "codec")
-    x0 = codec.encode(state.model_state, batch["x"], keys["codec"])
-    size = x0.shape[0]
-    t = rng.randint(keys["time"], (size,), 0, T)
-    noise = rng.normal(keys["noise"], x0.shape)
-    labels = batch.get("label")
-    true_labels = labels
-    if conditional and m.label_dropout > 0:
-      drop = rng.bernoulli(keys["labels"], m.label_dropout, (size,))
-      labels = jnp.where(drop, null_label, labels)
+def apply_denoiser(model: Model, params, x, t, labels):
+  """The denoiser's (output, variance output) with labels where it takes them."""
+  labels = labels if model.settings.label_conditioned else None
+  return model.denoiser.apply({"params": params}, x, t, labels)
 
-    def loss_fn(params):
-      terms = loss_terms(params["denoiser"], x0, t, noise, labels)
-      loss = jnp.mean(terms["loss"])
-      metrics = {"loss": loss, "simple": jnp.mean(terms["simple"])}
-      if "vlb" in terms:
-        metrics["vlb"] = jnp.mean(terms["vlb"])
-      total = loss
-      if use_classifier:
-        # Trained on the same noisy x_t, with the true labels (Dhariwal & Nichol).
-        logits = classifier.apply({"params": params["classifier"]},
-                                  jax.lax.stop_gradient(terms["x_t"]), t)
-        classifier_loss = jnp.mean(losses.classifier_loss(logits=logits,
-                                                          labels=true_labels))
-        metrics["classifier_loss"] = classifier_loss
-        metrics["classifier_accuracy"] = jnp.mean(jnp.argmax(logits, -1) == true_labels)
-        total = total + classifier_loss  # disjoint parameters: separate gradients
-      return total, metrics
 
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    grads = collectives.mean_over_devices(grads)
-    params, opt_state = {}, {}
-    for group in state.params:
-      updates, opt_state[group] = tx.update(grads[group], state.opt_state[group],
-                                            state.params[group])
-      params[group] = optax.apply_updates(state.params[group], updates)
-    # EMA with the usual warm-up min(decay, (1 + n)/(10 + n)), so short runs
-    # are not dominated by the initial weights.
-    step = state.step.astype(jnp.float32)
-    decay = jnp.minimum(m.ema_decay, (1.0 + step) / (10.0 + step))
-    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
-                       state.model_state["ema"], params["denoiser"])
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              model_state={**state.model_state, "ema": ema})
-    metrics["grad_norm"] = optax.tree.norm(grads["denoiser"])
-    return new_state, metrics
+def averaged_params(model: Model, state: TrainState):
+  """The denoiser's debiased EMA weights (the raw weights before the first step)."""
+  ema = state.model_state["ema"]
+  started = ema.count > 0
+  correction = jnp.where(started, 1.0 - model.settings.ema_decay ** ema.count, 1.0)
+  return jax.tree.map(lambda e, p: jnp.where(started, e / correction, p),
+                      ema.ema, state.params["denoiser"])
 
-  def evaluate(state: TrainState, batch: dict[str, jax.Array],
-               key: jax.Array) -> dict[str, jax.Array]:
-    keys = rng.split(key, "codec", "bound")
-    x0 = codec.encode(state.model_state, batch["x"], keys["codec"])
-    labels = batch.get("label") if conditional else None
-    params = state.model_state["ema"]
 
-    def model(x_t, t):
-      mean, log_variance, _ = p_mean_log_variance(params, x_t, t, labels, clip_x0=clip)
-      return mean, log_variance
+def init(model: Model, key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
+  """Parameters, optimizer states and the zero EMA; the space's state from the batch."""
+  keys = rng.split(key, "denoiser", "classifier", "codec", "base")
+  model_state = dict(model.space.init_state(batch["x"], keys["codec"]))
+  # Parameter shapes need only the shape of an example in model space.
+  x0 = jnp.zeros((1,) + model.space.shape, jnp.float32)
+  t = jnp.zeros((1,), jnp.int32)
+  labels = jnp.zeros((1,), jnp.int32)
+  # Non-partitionable threefry here only: XLA on CPU compiles flax's one
+  # draw per parameter 2-3x faster so, and the values are as random.
+  with jax.threefry_partitionable(False):
+    params = {"denoiser": model.denoiser.init(keys["denoiser"], x0, t, labels)["params"]}
+    if model.classifier is not None:
+      params["classifier"] = model.classifier.init(keys["classifier"], x0, t)["params"]
+  opt_state = {group: model.tx.init(p) for group, p in params.items()}
+  model_state["ema"] = model.ema.init(params["denoiser"])
+  return TrainState.create(key=keys["base"], params=params, opt_state=opt_state,
+                           model_state=model_state)
 
-    terms = losses.bound_terms(schedule, model=model, x0=x0, key=keys["bound"],
-                               levels=codec.levels)
-    bits = dims * math.log(2.0)
-    # The change of units (model space -> reported units) belongs to the
-    # decoder, the only term that is a density of x_0.
-    log_det = codec.log_det(state.model_state)
-    decoder = terms["decoder"] / bits - log_det / math.log(2.0)
-    prior, diffusion = terms["prior"] / bits, terms["diffusion"] / bits
-    return {"nll_bound_bits_per_dim": prior + diffusion + decoder,
-            "prior_bits_per_dim": prior, "diffusion_bits_per_dim": diffusion,
-            "decoder_bits_per_dim": decoder}
 
-  def denoise_plain(params, x, t, cond):
-    labels = cond["labels"]
-    if labels is not None:
-      labels = jnp.where(labels < 0, null_label, labels)
-    return apply_denoiser(params["denoiser"], x, t, labels)
+def _classifier_terms(model: Model, params, x_t, t, labels) -> dict[str, jax.Array]:
+  """Cross-entropy and accuracy of the noise-conditional classifier (Dhariwal & Nichol)."""
+  logits = model.classifier.apply({"params": params}, jax.lax.stop_gradient(x_t), t)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  return {"classifier_loss": jnp.mean(loss),
+          "classifier_accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
 
-  def denoise_guided(params, x, t, cond):
-    # (1 − w) f(x, ∅) + w f(x, y): exact at w = 0 and w = 1 (0·a = 0, 1·a = a).
-    w = cond["weight"]
-    labels = jnp.where(cond["labels"] < 0, null_label, cond["labels"])
-    uncond = apply_denoiser(params["denoiser"], x, t, jnp.full_like(labels, null_label))
-    cond_out = apply_denoiser(params["denoiser"], x, t, labels)
-    return tuple(None if u is None else (1.0 - w) * u + w * c
-                 for u, c in zip(uncond, cond_out))
 
-  def classifier_grad(params, x, t, cond):
-    """∇_x log p_φ(y | x_t, t) per example; examples with label −1 get none."""
-    labels = cond["labels"]
+def train_step(model: Model, state: TrainState, batch: dict[str, jax.Array]
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One step on the drawn t, ε (and dropped labels); updates the EMA."""
+  s = model.settings
+  keys = state.keys("time", "noise", "labels", "codec")
+  x0 = model.space.encode(state.model_state, batch["x"], keys["codec"])
+  size = x0.shape[0]
+  t = rng.randint(keys["time"], (size,), 0, model.timesteps)
+  noise = rng.normal(keys["noise"], x0.shape)
+  true_labels = labels = batch.get("label")
+  if s.label_conditioned and s.label_dropout > 0:
+    drop = rng.bernoulli(keys["labels"], s.label_dropout, (size,))
+    labels = jnp.where(drop, model.num_classes, labels)
 
-    def log_prob(x):
-      logits = classifier.apply({"params": params["classifier"]}, x, t)
-      chosen = jnp.take_along_axis(jax.nn.log_softmax(logits),
-                                   jnp.maximum(labels, 0)[:, None], axis=-1)[:, 0]
-      return jnp.sum(jnp.where(labels >= 0, chosen, 0.0))
+  def loss_fn(params):
+    loss, aux = losses.training_losses(
+        model.schedule, objective=s.loss, prediction=s.prediction, variance=s.variance,
+        hybrid_weight=s.hybrid_weight, levels=model.space.levels,
+        network=lambda x_t, tt: apply_denoiser(model, params["denoiser"], x_t, tt, labels),
+        x0=x0, t=t, noise=noise)
+    metrics = {"loss": jnp.mean(loss), "simple": jnp.mean(aux["simple"])}
+    if "vlb" in aux:
+      metrics["vlb"] = jnp.mean(aux["vlb"])
+    total = metrics["loss"]
+    if model.classifier is not None:
+      # Trained on the same noisy x_t, with the true labels (Dhariwal & Nichol).
+      metrics.update(_classifier_terms(model, params["classifier"], aux["x_t"], t,
+                                       true_labels))
+      total = total + metrics["classifier_loss"]  # disjoint parameters
+    return total, metrics
 
-    return jax.grad(log_prob)(x)
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  grads = collectives.mean_over_devices(grads)
+  params, opt_state = {}, {}
+  for group in state.params:
+    params[group], opt_state[group] = optim.apply_gradients(
+        model.tx, grads[group], state.opt_state[group], state.params[group])
+  _, ema = model.ema.update(params["denoiser"], state.model_state["ema"])
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                            model_state={**state.model_state, "ema": ema})
+  metrics["grad_norm"] = optax.tree.norm(grads["denoiser"])
+  return new_state, metrics
 
-  def sample(state: TrainState, key: jax.Array, num: int, labels: Any = None,
-             guidance: Any = DEFAULT, sampler: str | None = None,
-             steps: int | None = None, eta: float | None = None,
-             progress: bool = False) -> jax.Array:
-    """num samples in data space; see the module docstring for the arguments."""
-    sampler = sampler or m.sampler
-    if sampler not in samplers.SAMPLERS:
-      raise ConfigError(f"sampler {sampler!r} is not one of {choices(samplers.SAMPLERS)}")
-    steps = steps or m.sample_steps or T
-    plan = samplers.make_plan(schedule, steps)
-    needs_labels = conditional or use_classifier
-    if labels is None and needs_labels:
-      labels = jnp.arange(num, dtype=jnp.int32) % null_label
-    elif labels is not None:
-      if not needs_labels:
-        raise ConfigError(f"method {name!r} is not class-conditional; sample it "
-                          "without labels (or train with model.conditional=True)")
-      labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))
-    if isinstance(guidance, str):
-      if guidance != DEFAULT:
-        raise ConfigError(f"guidance must be a number, None or {DEFAULT!r}, got {guidance!r}")
-      guidance = m.guidance_scale if m.guidance != "none" else None
-    if guidance is not None and m.guidance == "none":
-      raise ConfigError(f"guidance={guidance!r} needs a model trained with "
-                        f"model.guidance={choices(GUIDANCE[1:])}")
-    denoise, grad_fn, scale = denoise_plain, None, 0.0
-    cond = {"labels": labels}
-    if guidance is not None and m.guidance == "classifier_free":
-      denoise = denoise_guided
-      cond["weight"] = jnp.asarray(guidance, jnp.float32)
-    elif guidance is not None:
-      grad_fn, scale = classifier_grad, jnp.asarray(guidance, jnp.float32)
-    keys = rng.split(key, "prior", "chain")
-    x_T = jax.random.normal(keys["prior"], (num,) + shape)
-    params = {"denoiser": state.model_state["ema"]}
-    if use_classifier:
-      params["classifier"] = state.params["classifier"]
-    settings = samplers.Settings(sampler=sampler, prediction=m.prediction,
-                                 variance=m.variance, clip=clip)
-    y = samplers.sample(denoise, params, cond, settings, plan, x_T, keys["chain"],
-                        m.eta if eta is None else eta, grad_fn, scale,
-                        chunk_size=m.progress_chunk if progress else 0,
-                        progress=progress, description=f"{name} {sampler} {steps} steps")
-    return codec.decode(state.model_state, y)
 
-  protocol = {
+def evaluate(model: Model, state: TrainState, batch: dict[str, jax.Array],
+             key: jax.Array) -> dict[str, jax.Array]:
+  """The whole bound per example, in bits/dim; `key` may be per-example keys."""
+  s = model.settings
+  keys = rng.split(key, "codec", "bound")
+  x0 = model.space.encode(state.model_state, batch["x"], keys["codec"])
+  labels = batch.get("label") if s.label_conditioned else None
+  params = averaged_params(model, state)
+
+  def reverse(x_t, t):
+    output, frac = apply_denoiser(model, params, x_t, t, labels)
+    return losses.reverse_mean_log_variance(
+        model.schedule, prediction=s.prediction, variance=s.variance, output=output,
+        frac=frac, x_t=x_t, t=t, clip=s.clip_denoised)
+
+  terms = losses.bound_terms(model.schedule, model=reverse, x0=x0, key=keys["bound"],
+                             levels=model.space.levels)
+  bits = functools.partial(codec_lib.nats_to_bits_per_dim, dims=model.dims)
+  # The change of units (model space -> reported units) belongs to the
+  # decoder, the only term that is a density of x_0.
+  decoder = bits(terms["decoder"],
+                 log_jacobian=model.space.log_jacobian(state.model_state))
+  prior, diffusion = bits(terms["prior"]), bits(terms["diffusion"])
+  return {"nll_bound_bits_per_dim": prior + diffusion + decoder,
+          "prior_bits_per_dim": prior, "diffusion_bits_per_dim": diffusion,
+          "decoder_bits_per_dim": decoder}
+
+
+def _denoise_plain(model: Model, params, x, t, cond):
+  labels = cond["labels"]
+  if labels is not None:
+    labels = jnp.where(labels < 0, model.num_classes, labels)
+  return apply_denoiser(model, params["denoiser"], x, t, labels)
+
+
+def _denoise_guided(model: Model, params, x, t, cond):
+  # (1 − w) f(x, ∅) + w f(x, y): exact at w = 0 and w = 1 (0·a = 0, 1·a = a).
+  w = cond["weight"]
+  labels = jnp.where(cond["labels"] < 0, model.num_classes, cond["labels"])
+  null = jnp.full_like(labels, model.num_classes)
+  uncond = apply_denoiser(model, params["denoiser"], x, t, null)
+  cond_out = apply_denoiser(model, params["denoiser"], x, t, labels)
+  return tuple(None if u is None else (1.0 - w) * u + w * c
+               for u, c in zip(uncond, cond_out))
+
+
+def _classifier_grad(model: Model, params, x, t, cond):
+  """∇_x log p_φ(y | x_t, t) per example; examples with label −1 get none."""
+  labels = cond["labels"]
+
+  def log_prob(x):
+    logits = model.classifier.apply({"params": params["classifier"]}, x, t)
+    chosen = jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                 jnp.maximum(labels, 0)[:, None], axis=-1)[:, 0]
+    return jnp.sum(jnp.where(labels >= 0, chosen, 0.0))
+
+  return jax.grad(log_prob)(x)
+
+
+class Guides(NamedTuple):
+  """The network functions the samplers call, made once per method.
+
+  They are static arguments of the compiled sampling chunks, so they must be
+  the same objects from call to call for the compilation cache to hit.
+  """
+
+  plain: samplers.Denoise
+  guided: samplers.Denoise
+  classifier_grad: samplers.ClassifierGrad
+
+
+def _conditioning(model: Model, guides: Guides, num: int, labels: Any, guidance: Any):
+  """(denoise, classifier_grad, scale, cond) for sample's label/guidance arguments."""
+  s = model.settings
+  needs_labels = s.label_conditioned or model.classifier is not None
+  if labels is None and needs_labels:
+    labels = jnp.arange(num, dtype=jnp.int32) % model.num_classes
+  elif labels is not None:
+    if not needs_labels:
+      raise ConfigError(f"method {model.name!r} is not class-conditional; sample it "
+                        "without labels (or train with model.conditional=True)")
+    labels = jnp.broadcast_to(jnp.asarray(labels, jnp.int32), (num,))
+  if isinstance(guidance, str):
+    if guidance != DEFAULT:
+      raise ConfigError(f"guidance must be a number, None or {DEFAULT!r}, got {guidance!r}")
+    guidance = s.guidance_scale if s.guidance != "none" else None
+  if guidance is not None and s.guidance == "none":
+    raise ConfigError(f"guidance={guidance!r} needs a model trained with "
+                      f"model.guidance={choices(settings_lib.GUIDANCE[1:])}")
+  cond = {"labels": labels}
+  if guidance is not None and s.guidance == "classifier_free":
+    cond["weight"] = jnp.asarray(guidance, jnp.float32)
+    return guides.guided, None, 0.0, cond
+  if guidance is not None:
+    return guides.plain, guides.classifier_grad, jnp.asarray(guidance, jnp.float32), cond
+  return guides.plain, None, 0.0, cond
+
+
+def sample(model: Model, guides: Guides, state: TrainState, key: jax.Array, num: int,
+           labels: Any = None, guidance: Any = DEFAULT, sampler: str | None = None,
+           steps: int | None = None, eta: float | None = None,
+           progress: bool = False) -> jax.Array:
+  """num samples in data space; see the module docstring for the arguments."""
+  s = model.settings
+  sampler = sampler or s.sampler
+  settings_lib.check_sampler(sampler)
+  steps = steps or s.sample_steps or model.timesteps
+  plan = samplers.make_plan(model.schedule, steps)
+  denoise, grad_fn, scale, cond = _conditioning(model, guides, num, labels, guidance)
+  keys = rng.split(key, "prior", "chain")
+  x_T = jax.random.normal(keys["prior"], (num,) + model.space.shape)
+  params = {"denoiser": averaged_params(model, state)}
+  if model.classifier is not None:
+    params["classifier"] = state.params["classifier"]
+  how = samplers.Settings(sampler=sampler, prediction=s.prediction,
+                          variance=s.variance, clip=s.clip_denoised)
+  y = samplers.sample(denoise, params, cond, how, plan, x_T, keys["chain"],
+                      s.eta if eta is None else eta, grad_fn, scale,
+                      chunk_size=s.progress_chunk if progress else 0,
+                      progress=progress, description=f"{model.name} {sampler} {steps} steps")
+  return model.space.decode(state.model_state, y)
+
+
+def protocol(model: Model, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+  """How `evaluate`'s numbers are obtained, saved beside them."""
+  s, levels = model.settings, model.space.levels
+  return {
       "estimator": "the variational bound L_T + Σ_t L_{t−1} + L_0 over all "
-                   f"T={T} steps (Ho et al. 2020, eq. 5), one draw of x_t per "
-                   "step and example, EMA weights",
-      "units": codec.units,
-      "decoder": (f"discretized Gaussian on {codec.levels} levels (Ho et al. eq. 13)"
-                  if codec.levels else "Gaussian density"),
-      "conditioning": "−log p(x | y) with the true labels" if conditional else "unconditional",
-      "schedule": m.schedule, "prediction": m.prediction, "variance": m.variance,
-      "loss": m.loss,
-      **(protocol_extra or {}),
+                   f"T={model.timesteps} steps (Ho et al. 2020, eq. 5), one draw of "
+                   "x_t per step and example, EMA weights (debiased)",
+      "units": model.space.units,
+      "decoder": (f"discretized Gaussian on {levels} levels (Ho et al. eq. 13)"
+                  if levels else "Gaussian density"),
+      "conditioning": ("−log p(x | y) with the true labels" if s.label_conditioned
+                       else "unconditional"),
+      "schedule": s.schedule, "prediction": s.prediction, "variance": s.variance,
+      "loss": s.loss,
+      **(extra or {}),
   }
-  return Method(name=name, init=init, train_step=train_step, sample=sample,
-                evaluate=evaluate, eval_protocol=protocol)
 
 
-def data_codec(config: ml_collections.ConfigDict, spec: Any) -> Codec:
-  """Maps data affinely from spec.value_range onto [-1, 1]."""
-  shape = tuple(int(d) for d in spec.shape)
-  lo, hi = (float(v) for v in spec.value_range)
-  if not hi > lo:
-    raise ConfigError(f"dataset {spec.name!r} has an empty value range [{lo:g}, {hi:g}]")
-  dequantized = bool(config.data.get("dequantize", False))
-  if spec.binary:
-    levels = 2
-  elif dequantized:
-    levels = None
-  else:
-    levels = int(spec.levels) if spec.levels else None
-  bounded = spec.is_image or levels is not None
-  if levels is not None:
-    log_det, units = 0.0, (f"bits per dimension of the {levels}-level discrete data "
-                           "(a bound on −log P(x) / (D ln 2))")
-  elif dequantized:
-    # Bits per dimension of the integer grid, as for dequantized images
-    # (Theis et al. 2016): x in [0, levels) units.
-    log_det = math.log(2.0 / spec.levels)
-    units = "bits per dimension of the dequantized data in integer units (0..levels)"
-  else:
-    log_det = math.log(2.0 / (hi - lo))
-    units = "bits per dimension of the density of x in the data's units"
-
-  def encode(model_state, x, key):
-    del model_state, key
-    return 2.0 * (x - lo) / (hi - lo) - 1.0
-
-  def decode(model_state, y):
-    del model_state
-    x = lo + (y + 1.0) * (0.5 * (hi - lo))
-    return jnp.clip(x, lo, hi) if bounded else x
-
-  return Codec(shape=shape, encode=encode, decode=decode,
-               init_state=lambda x, key: {}, log_det=lambda model_state: log_det,
-               levels=levels, units=units)
+def build(config: ml_collections.ConfigDict, space: Space, num_classes: int | None,
+          name: str, protocol_extra: dict[str, Any] | None = None,
+          ignore: tuple[str, ...] = ()) -> Method:
+  """The diffusion Method in `space`; resolves `config.model` once into settings."""
+  s = settings_lib.resolve(config.model, space.shape, num_classes, ignore=ignore)
+  model = Model(
+      name=name, settings=s, schedule=schedules.get(s.schedule, s.timesteps),
+      space=space, denoiser=make_denoiser(s, space.shape, num_classes),
+      classifier=make_classifier(s, num_classes) if s.guidance == "classifier" else None,
+      tx=optim.make(config.optim, config.train.steps), ema=optim.ema(s.ema_decay),
+      num_classes=int(num_classes or 0))
+  guides = Guides(plain=functools.partial(_denoise_plain, model),
+                  guided=functools.partial(_denoise_guided, model),
+                  classifier_grad=functools.partial(_classifier_grad, model))
+  return Method(name=name, init=functools.partial(init, model),
+                train_step=functools.partial(train_step, model),
+                sample=functools.partial(sample, model, guides),
+                evaluate=functools.partial(evaluate, model),
+                eval_protocol=protocol(model, protocol_extra))
 
 
 def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   """The `ddpm` method for `config` on data described by `spec`."""
-  return build(config, data_codec(config, spec), spec.num_classes, "ddpm")
+  dequantized = bool(config.get("data", {}).get("dequantize", False))
+  codec = codec_lib.from_spec(spec, dequantized=dequantized)
+  return build(config, data_space(codec, spec.shape), spec.num_classes, "ddpm")
 
+
+__all__ = ["Classifier", "Denoiser", "Model", "Space", "averaged_params", "build",
+           "data_space", "default_config", "make", "make_classifier", "make_denoiser"]
 
 registry.register(
     "ddpm", family="diffusion",

@@ -7,6 +7,7 @@ import pytest
 from tests.helpers import load_experiment
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,files", [
     ("diffusion_digits", ["digits/samples_ddim50.png", "digits/samples_ddpm1000.png",
                           "digits/training_curve.png", "digits/bound.json",

@@ -10,17 +10,22 @@ from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
 from jaxgen.core import rng
+from jaxgen.data import codec as codec_lib
 from jaxgen.errors import ConfigError
 from jaxgen.families.diffusion import method as diffusion
 from jaxgen.families.diffusion import schedules
+from jaxgen.families.diffusion import settings as diffusion_settings
 from tests.helpers import load_experiment
 
 TINY_UNET = ["model.channels=8", "model.channel_mults=(1,)", "model.num_res_blocks=1",
              "model.attention_resolutions=()", "model.norm_groups=4", "model.timesteps=50",
              "model.sample_steps=5"]
 TINY_MLP = ["model.hidden=32", "model.depth=1", "model.timesteps=50", "model.sample_steps=10"]
-TOY = TINY_MLP + ["train.log_every=25", "train.coverage_samples=200", "data.batch_size=64",
-                  "data.num_examples=2000"]
+# 150-step runs: a debiased EMA with decay 0.999 would average almost uniformly
+# over all of them, untrained weights included; 0.95 averages the last ~20.
+SHORT_EMA = ["model.ema_decay=0.95"]
+TOY = TINY_MLP + SHORT_EMA + ["train.log_every=25", "train.coverage_samples=200",
+                              "data.batch_size=64", "data.num_examples=2000"]
 
 
 def small(method="ddpm", data=None, steps=3, overrides=()):
@@ -31,13 +36,16 @@ def small(method="ddpm", data=None, steps=3, overrides=()):
   return config
 
 
-def perturbed(state, scale=0.05):
+def perturbed(state, decay, scale=0.05):
   """The state with noisy EMA weights, so conditional and unconditional outputs differ."""
   generator = np.random.default_rng(42)  # host noise: nothing to compile
-  ema = jax.tree.map(
-      lambda x: x + scale * generator.standard_normal(x.shape).astype(np.float32),
-      state.model_state["ema"])
-  return state.replace(model_state={**state.model_state, "ema": ema})
+  ema = state.model_state["ema"]
+  # The EMA is stored biased (zero-initialised); scale the noise to its weight.
+  weight = 1.0 - decay ** float(ema.count)
+  averaged = jax.tree.map(
+      lambda x: x + weight * scale * generator.standard_normal(x.shape).astype(np.float32),
+      ema.ema)
+  return state.replace(model_state={**state.model_state, "ema": ema._replace(ema=averaged)})
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,7 @@ def cfg_run():
   config = load_experiment("diffusion_guidance").get_config(quick=True, steps=150,
                                                        sample_steps=10)
   config_lib.apply_overrides(config, ["train.progress=False", "train.log_every=25",
-                                      "train.final_eval=True"])
+                                      "train.final_eval=True", *SHORT_EMA])
   return jaxgen.fit(config)
 
 
@@ -63,6 +71,7 @@ def classifier_run():
                           overrides=TOY + ["model.guidance=classifier"]))
 
 
+@pytest.mark.slow
 def test_digits_run_reports_the_whole_bound(unet_run):
   evaluation = unet_run.metrics["eval"]
   parts = ("prior_bits_per_dim", "diffusion_bits_per_dim", "decoder_bits_per_dim")
@@ -75,11 +84,12 @@ def test_digits_run_reports_the_whole_bound(unet_run):
   assert "17 levels" in record["protocol"]["decoder"]
   assert "T=50" in record["protocol"]["estimator"]
   samples = np.asarray(jax.jit(lambda s, k: unet_run.method.sample(s, k, 3))(
-      perturbed(unet_run.state), jax.random.PRNGKey(0)))
+      perturbed(unet_run.state, 0.999), jax.random.PRNGKey(0)))
   assert samples.shape == (3, 8, 8, 1)
   assert samples.min() >= -1.0 and samples.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_train_loss_is_the_epsilon_mse_of_the_step_draws(cfg_run):
   method, state, config = cfg_run.method, cfg_run.state, cfg_run.config
   dataset = data_lib.from_config(config.data)
@@ -94,7 +104,8 @@ def test_train_loss_is_the_epsilon_mse_of_the_step_draws(cfg_run):
   alpha_bar = schedules.get("linear", 50).alpha_bars[t][:, None, None, None]
   x0 = np.asarray(batch["x"], np.float64)  # data.scale='symmetric': already in [-1, 1]
   x_t = np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * noise
-  net = diffusion.make_denoiser(config.model, (8, 8, 1), 10)
+  net = diffusion.make_denoiser(diffusion_settings.resolve(config.model, (8, 8, 1), 10),
+                               (8, 8, 1), 10)
   eps_hat, _ = jax.jit(net.apply)({"params": state.params["denoiser"]},
                                   jnp.asarray(x_t, jnp.float32), jnp.asarray(t),
                                   jnp.asarray(labels))
@@ -103,8 +114,9 @@ def test_train_loss_is_the_epsilon_mse_of_the_step_draws(cfg_run):
   assert float(metrics["simple"]) == float(metrics["loss"])
 
 
+@pytest.mark.slow
 def test_classifier_free_guidance_identities_are_exact(cfg_run):
-  method, state = cfg_run.method, perturbed(cfg_run.state)
+  method, state = cfg_run.method, perturbed(cfg_run.state, 0.95)
   key = jax.random.PRNGKey(3)
   labels = jnp.arange(40, dtype=jnp.int32) % 10
   guided = jax.jit(lambda s, k, y, w: method.sample(s, k, 40, labels=y, guidance=w))
@@ -122,6 +134,7 @@ def test_classifier_free_guidance_identities_are_exact(cfg_run):
                                 np.asarray(guided(state, key, labels, 2.0)))
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_conditional_bound_is_reported(cfg_run):
   train = [r for r in cfg_run.history if r["split"] == "train"]
   assert train[-1]["loss"] < 0.9 * train[0]["loss"], [r["loss"] for r in train]
@@ -130,6 +143,7 @@ def test_loss_falls_and_the_conditional_bound_is_reported(cfg_run):
   assert cfg_run.metrics["eval"]["nll_bound_bits_per_dim"] > 0
 
 
+@pytest.mark.slow
 def test_classifier_learns_and_guides(classifier_run):
   protocol = [r for r in classifier_run.history if r["split"] == "test"][-1]["protocol"]
   assert protocol["decoder"] == "Gaussian density"
@@ -150,6 +164,7 @@ def test_classifier_learns_and_guides(classifier_run):
   assert share(guided(state, key, 5.0)) > share(unguided) + 0.1
 
 
+@pytest.mark.slow
 def test_eager_progress_sampling_equals_the_compiled_sampler(classifier_run):
   method, state = classifier_run.method, classifier_run.state
   key = jax.random.PRNGKey(2)
@@ -157,7 +172,7 @@ def test_eager_progress_sampling_equals_the_compiled_sampler(classifier_run):
                                                 guidance=None))(state, key)
   eager = method.sample(state, key, 16, sampler="ddpm", steps=50, guidance=None,
                         progress=True)
-  np.testing.assert_allclose(np.asarray(eager), np.asarray(compiled), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(eager), np.asarray(compiled), rtol=1e-5, atol=1e-5)
 
 
 VARIANTS = [
@@ -172,6 +187,7 @@ VARIANTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data,overrides", VARIANTS)
 def test_variants_trace_under_jit(data, overrides):
   config = small(data=data, overrides=overrides)
@@ -196,6 +212,7 @@ def _zero_batch(spec):
   return batch
 
 
+@pytest.mark.slow
 def test_latent_diffusion_trains_in_a_vae_code_space(tmp_path):
   latent = load_experiment("diffusion_latent")
   jaxgen.fit(latent.vae_config(quick=True, steps=3), workdir=tmp_path / "vae")
@@ -211,7 +228,16 @@ def test_latent_diffusion_trains_in_a_vae_code_space(tmp_path):
   assert protocol["autoencoder"]["method"] == "vae"
   assert protocol["autoencoder"]["code_shape"] == [8]
   assert "not a bound on the image likelihood" in protocol["units"]
-  # The autoencoder's data must be this run's data.
+  # The autoencoder's data must be this run's data: the same transforms (the
+  # binarized digits have the VAE's shape and range, yet are other data) ...
+  config.data.binarize = "dynamic"
+  spec = data_lib.from_config(config.data).spec
+  with pytest.raises(ConfigError) as info:
+    registry.get("latent_diffusion").make(config, spec)
+  assert "trained with data.binarize='none', but this run has data.binarize='dynamic'" in (
+      str(info.value)) and "\n" not in str(info.value)
+  # ... and the same shape and value range.
+  config.data.binarize = "none"
   config.data.scale = "symmetric"
   spec = data_lib.from_config(config.data).spec
   with pytest.raises(ConfigError, match="use the autoencoder's data settings"):
@@ -219,7 +245,9 @@ def test_latent_diffusion_trains_in_a_vae_code_space(tmp_path):
 
 
 @pytest.mark.parametrize("method,data,overrides,fragment", [
-    ("ddpm", None, ["model.prediction=score"], "model.prediction='score' is not one of"),
+    ("ddpm", None, ["model.prediction=score"], "unknown model.prediction 'score'; valid:"),
+    ("ddpm", None, ["model.ema_decay=1.0"], "model.ema_decay must be < 1.0"),
+    ("ddpm", None, ["model.timesteps=0"], "model.timesteps must be >= 1"),
     ("ddpm", None, ["model.variance=learned"], "only trained by the bound"),
     ("ddpm", "toy2d:ring8", ["model.architecture=unet"], "needs image data"),
     ("ddpm", None, ["model.channel_mults=(1, 2, 2, 2, 2)"], "divisible by 16"),
@@ -237,6 +265,7 @@ def test_settings_that_do_not_fit_are_one_line_errors(method, data, overrides, f
   assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_sampling_arguments_are_checked(cfg_run):
   with pytest.raises(ConfigError, match="sampler 'euler' is not one of"):
     cfg_run.method.sample(cfg_run.state, jax.random.PRNGKey(0), 2, sampler="euler")
@@ -246,3 +275,96 @@ def test_sampling_arguments_are_checked(cfg_run):
     unconditional.sample(None, jax.random.PRNGKey(0), 2, labels=jnp.zeros(2, jnp.int32))
   with pytest.raises(ConfigError, match="needs a model trained with"):
     unconditional.sample(None, jax.random.PRNGKey(0), 2, guidance=1.0)
+
+
+@pytest.mark.slow
+def test_evaluate_with_per_example_keys_does_not_depend_on_the_batching(unet_run):
+  method, state = unet_run.method, unet_run.state
+  batch = next(data_lib.eval_batches(data_lib.from_config(unet_run.config.data),
+                                     split="test", batch_size=8))
+  batch = {k: jnp.asarray(v) for k, v in batch.items() if k != "mask"}
+  keys = rng.index_keys(jax.random.PRNGKey(3), jnp.arange(8))
+  evaluate = jax.jit(method.evaluate)
+  whole = evaluate(state, batch, keys)
+  parts = [evaluate(state, {k: v[i:i + 4] for k, v in batch.items()}, keys[i:i + 4])
+           for i in (0, 4)]
+  for name, values in whole.items():
+    np.testing.assert_allclose(np.concatenate([p[name] for p in parts]), values,
+                               rtol=1e-5, atol=1e-6)
+
+
+def _recording_space(space, seen):
+  """`space` whose functions record the keys they are given (eager calls only)."""
+  def init_state(x, key):
+    seen.append(np.asarray(key))
+    return space.init_state(x, key)
+
+  def encode(model_state, x, key):
+    seen.append(np.asarray(key))
+    return space.encode(model_state, x, key)
+
+  return space._replace(init_state=init_state, encode=encode)
+
+
+@pytest.mark.slow
+def test_no_key_is_used_twice_by_the_space():
+  config = small(data="toy2d:ring8", overrides=TINY_MLP + ["data.num_examples=200"])
+  spec = data_lib.from_config(config.data).spec
+  seen = []
+  space = _recording_space(diffusion.data_space(codec_lib.from_spec(spec), spec.shape),
+                           seen)
+  method = diffusion.build(config, space, None, "recorded")
+  batch = {"x": jnp.zeros((4, 2))}
+  state = method.init(jax.random.PRNGKey(0), batch)
+  state, _ = method.train_step(state, batch)
+  method.evaluate(state, batch, jax.random.PRNGKey(1))
+  assert len(seen) == 3  # init_state at init, encode in the step and in evaluate
+  assert len({key.tobytes() for key in seen}) == len(seen)
+
+
+def test_sampling_and_evaluation_read_the_debiased_ema():
+  config = small(data="toy2d:ring8", overrides=TINY_MLP + [
+      "data.num_examples=200", "model.ema_decay=0.9"])
+  spec = data_lib.from_config(config.data).spec
+  method = registry.get("ddpm").make(config, spec)
+  batch = {"x": jax.random.normal(jax.random.PRNGKey(5), (8, 2))}
+  state = method.init(jax.random.PRNGKey(0), batch)
+  model = method.train_step.args[0]
+  # Before the first step there is no average: the raw weights are used.
+  for got, want in zip(jax.tree.leaves(diffusion.averaged_params(model, state)),
+                       jax.tree.leaves(state.params["denoiser"])):
+    np.testing.assert_array_equal(got, want)
+  step = jax.jit(method.train_step)
+  history = []
+  for _ in range(3):
+    state, _ = step(state, batch)
+    history.append(state.params["denoiser"])
+  weights = 0.1 * 0.9 ** np.arange(2, -1, -1) / (1 - 0.9 ** 3)  # Σ = 1
+  expected = jax.tree.map(lambda *p: sum(w * x for w, x in zip(weights, p)), *history)
+  for got, want in zip(jax.tree.leaves(diffusion.averaged_params(model, state)),
+                       jax.tree.leaves(expected)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _tiny_toy(steps, **train):
+  config = small(data="toy2d:ring8", steps=steps, overrides=TINY_MLP + [
+      "data.num_examples=200", "train.final_eval=False"])
+  for key, value in train.items():
+    config.train[key] = value
+  return config
+
+
+@pytest.mark.slow
+def test_resume_and_devices_keep_the_ema_exact(tmp_path):
+  uninterrupted = jaxgen.fit(_tiny_toy(6))
+  jaxgen.fit(_tiny_toy(4, checkpoint_every=4), workdir=tmp_path / "run")
+  resumed = jaxgen.fit(_tiny_toy(6, checkpoint_every=4), workdir=tmp_path / "run",
+                       resume=True)
+  for got, want in zip(jax.tree.leaves(resumed.state.model_state),
+                       jax.tree.leaves(uninterrupted.state.model_state)):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  one = jaxgen.fit(_tiny_toy(4, num_devices=1))
+  four = jaxgen.fit(_tiny_toy(4, num_devices=4, strategy="pmap"))
+  for got, want in zip(jax.tree.leaves(four.state.model_state),
+                       jax.tree.leaves(one.state.model_state)):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
