@@ -36,6 +36,39 @@ def test_gaussian_log_prob_matches_scipy():
   np.testing.assert_allclose(scalar, stats.norm.logpdf(x, mean, 0.3).sum(-1), rtol=1e-5)
 
 
+def test_gaussian_log_prob_takes_a_log_variance_too():
+  rng = np.random.default_rng(5)
+  x, mean = rng.normal(size=(2, 4, 3, 2)).astype(np.float32)
+  logvar = rng.normal(size=(4, 1, 1)).astype(np.float32)  # per example, broadcast
+  expected = stats.norm.logpdf(x, mean, np.exp(0.5 * logvar)).reshape(4, -1).sum(-1)
+  got = distributions.gaussian_log_prob(x=jnp.asarray(x), mean=jnp.asarray(mean),
+                                        logvar=jnp.asarray(logvar))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  same = distributions.gaussian_log_prob(x=jnp.asarray(x), mean=jnp.asarray(mean),
+                                         log_scale=0.5 * jnp.asarray(logvar))
+  np.testing.assert_allclose(got, same, rtol=1e-6)
+  for scales in ({}, {"log_scale": 0.0, "logvar": 0.0}):
+    with pytest.raises(ValueError, match="exactly one"):
+      distributions.gaussian_log_prob(x=jnp.asarray(x), mean=jnp.asarray(mean), **scales)
+
+
+def test_kl_broadcasts_a_per_example_variance_and_a_scalar_prior():
+  rng = np.random.default_rng(6)
+  mean = rng.normal(size=(3, 2, 2)).astype(np.float32)
+  logvar = rng.normal(size=(3, 1, 1)).astype(np.float32)
+  full = np.broadcast_to(logvar, mean.shape)
+  got = distributions.gaussian_kl(mean=jnp.asarray(mean), logvar=jnp.asarray(logvar),
+                                  prior_mean=0.5, prior_logvar=np.log(2.0))
+  expected = distributions.gaussian_kl(
+      mean=jnp.asarray(mean), logvar=jnp.asarray(full),
+      prior_mean=jnp.full(mean.shape, 0.5), prior_logvar=jnp.full(mean.shape, np.log(2.0)))
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  # Per dimension: log(σ_p/σ_q) + (σ_q² + (μ_q − μ_p)²) / (2σ_p²) − ½.
+  sq, sp = np.exp(0.5 * full.astype(np.float64)), np.sqrt(2.0)
+  closed = (np.log(sp / sq) + (sq**2 + (mean - 0.5) ** 2) / (2 * sp**2) - 0.5)
+  np.testing.assert_allclose(got, closed.reshape(3, -1).sum(-1), rtol=1e-5, atol=1e-6)
+
+
 def test_shape_mismatch_is_caught():
   with pytest.raises(AssertionError):
     distributions.bernoulli_log_prob(x=jnp.zeros((2, 3)), logits=jnp.zeros((2, 4)))
