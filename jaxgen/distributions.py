@@ -28,9 +28,18 @@ def bernoulli_log_prob(*, x: jax.Array, logits: jax.Array) -> jax.Array:
 
 
 def gaussian_log_prob(*, x: jax.Array, mean: jax.Array,
-                      log_scale: jax.Array | float) -> jax.Array:
-  """log N(x; mean, exp(log_scale)^2), diagonal: [B, ...] -> [B]."""
+                      log_scale: jax.Array | float | None = None,
+                      logvar: jax.Array | float | None = None) -> jax.Array:
+  """log N(x; mean, σ²), diagonal, σ = exp(log_scale) = exp(logvar / 2): [B, ...] -> [B].
+
+  Give exactly one of `log_scale` and `logvar`; it broadcasts to x's shape
+  (a scalar, or e.g. a per-example [B, 1, 1, 1]).
+  """
   chex.assert_equal_shape([x, mean])
+  if (log_scale is None) == (logvar is None):
+    raise ValueError("gaussian_log_prob takes exactly one of log_scale and logvar")
+  if log_scale is None:
+    log_scale = 0.5 * jnp.asarray(logvar, x.dtype)
   log_scale = jnp.broadcast_to(jnp.asarray(log_scale, x.dtype), x.shape)
   z = (x - mean) * jnp.exp(-log_scale)
   return sum_per_example(-0.5 * (LOG_2PI + z * z) - log_scale)
@@ -41,26 +50,25 @@ def standard_normal_log_prob(z: jax.Array) -> jax.Array:
   return sum_per_example(-0.5 * (LOG_2PI + z * z))
 
 
-def gaussian_kl(*, mean: jax.Array, logvar: jax.Array,
+def gaussian_kl(*, mean: jax.Array, logvar: jax.Array | float,
                 prior_mean: jax.Array | float = 0.0,
                 prior_logvar: jax.Array | float = 0.0) -> jax.Array:
-  """KL(N(mean, e^logvar) || N(prior_mean, e^prior_logvar)), diagonal: [B, d] -> [B].
+  """KL(N(mean, e^logvar) || N(prior_mean, e^prior_logvar)), diagonal: [B, ...] -> [B].
 
-  Closed form per dimension: ½ [log σ_p²/σ_q² + (σ_q² + (μ_q − μ_p)²)/σ_p² − 1].
+  Closed form per dimension: ½ [log σ_p²/σ_q² + (σ_q² + (μ_q − μ_p)²)/σ_p² − 1],
+  summed over every axis but the first. The four arguments broadcast against
+  each other (e.g. a per-example log-variance [B, 1, 1, 1] or a scalar prior).
   """
-  chex.assert_equal_shape([mean, logvar])
-  prior_mean = jnp.broadcast_to(jnp.asarray(prior_mean, mean.dtype), mean.shape)
-  prior_logvar = jnp.broadcast_to(jnp.asarray(prior_logvar, mean.dtype), mean.shape)
+  shape = jnp.broadcast_shapes(jnp.shape(mean), jnp.shape(logvar),
+                               jnp.shape(prior_mean), jnp.shape(prior_logvar))
+  dtype = jnp.result_type(mean, logvar)
+  mean, logvar, prior_mean, prior_logvar = (
+      jnp.broadcast_to(jnp.asarray(a, dtype), shape)
+      for a in (mean, logvar, prior_mean, prior_logvar))
   per_dim = 0.5 * (prior_logvar - logvar
                    + (jnp.exp(logvar) + (mean - prior_mean) ** 2)
                    * jnp.exp(-prior_logvar) - 1.0)
   return sum_per_example(per_dim)
-
-
-def diagonal_gaussian_log_prob(*, z: jax.Array, mean: jax.Array,
-                               logvar: jax.Array) -> jax.Array:
-  """log N(z; mean, diag(e^logvar)): [B, d] -> [B]."""
-  return gaussian_log_prob(x=z, mean=mean, log_scale=0.5 * logvar)
 
 
 def _log_sigmoid_difference(a: jax.Array, b: jax.Array) -> jax.Array:
