@@ -132,7 +132,7 @@ def variables_to_state_dict(variables: Mapping) -> dict[str, np.ndarray]:
     leaf = variables
     for key in keys:
       leaf = leaf[key]
-    state_dict[torch_key] = np.ascontiguousarray(_flax_to_torch_layout(np.asarray(leaf)))
+    state_dict[torch_key] = np.array(_flax_to_torch_layout(np.asarray(leaf)), order="C")
   return state_dict
 
 

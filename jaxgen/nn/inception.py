@@ -254,9 +254,10 @@ def _to_unit_range(images: Array, low: Array, high: Array) -> Array:
 
 
 def _resize_bilinear(images: Array, size: int) -> Array:
-  """torch's F.interpolate(mode="bilinear", align_corners=False): half-pixel centres,
+  """Resizes as torch's F.interpolate(mode="bilinear", align_corners=False).
 
-  no antialiasing when shrinking (jax.image's default antialias would differ).
+  Half-pixel centres, and no antialiasing when shrinking (jax.image's default
+  antialias would differ from torch there).
   """
   n, _, _, c = images.shape
   return jax.image.resize(images, (n, size, size, c), method="bilinear", antialias=False,
@@ -293,9 +294,9 @@ def inception_features(variables: dict, images: np.ndarray | Array, *, resize: b
       it the network sees the images at their own size (>= 75).
     value_range: (low, high) of the pixel values: (0, 1) for floats, (0, 255) for
       uint8 pixels. Mapped to [0, 1] first, then (after the resize) to [-1, 1].
-    chunk_size: images per network call; memory is bounded by a chunk. The last
-      chunk is zero-padded to full size, so the network compiles once per
-      (chunk_size, image size).
+    chunk_size: images per network call (at most N); memory is bounded by a
+      chunk. The last chunk is zero-padded to full size, so the network compiles
+      once per (chunk size, image size).
 
   Returns:
     {"pool3": [N, 2048], "logits": [N, 1008]} float32 NumPy arrays.
@@ -307,6 +308,7 @@ def inception_features(variables: dict, images: np.ndarray | Array, *, resize: b
   if chunk_size < 1:
     raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
   num = images.shape[0]
+  chunk_size = min(chunk_size, max(num, 1))
   outputs = {"pool3": [], "logits": []}
   for start in range(0, num, chunk_size):
     chunk = jnp.asarray(images[start:start + chunk_size])

@@ -153,6 +153,7 @@ def test_pth_loads_and_a_hash_in_the_name_is_checked(state_dict, tmp_path):
     metrics.load_inception_weights(corrupt)
 
 
+@pytest.mark.slow  # compiles the network twice: ~15 s on 2 busy cores
 def test_output_shapes_chunks_grey_and_value_range(variables):
   """At 75×75 without resizing (the smallest size the network takes)."""
   rng = np.random.default_rng(0)
