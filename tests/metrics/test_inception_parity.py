@@ -24,6 +24,7 @@ pytest.importorskip("torchvision", reason="the parity test needs the `parity` ex
 pytorch_fid_inception = pytest.importorskip(
     "pytorch_fid.inception", reason="the parity test needs the `parity` extra "
     "(pip install -e '.[parity]'): torch, torchvision, pytorch-fid")
+import jax  # pylint: disable=g-import-not-at-top
 import scipy.ndimage  # pylint: disable=g-import-not-at-top
 import sklearn.datasets  # pylint: disable=g-import-not-at-top
 import torch  # pylint: disable=g-import-not-at-top
@@ -117,9 +118,25 @@ def _torch_outputs(wrapper, full, images_nhwc, resize=True):
   return {"pool3": pool3.numpy(), "logits": logits.numpy()}
 
 
+def _cases(rng):
+  """{case: (images [N, H, W, C], inception_features keyword arguments)}."""
+  cases = {}
+  for size in SIZES:
+    random_images, digits = _images(size, rng)
+    cases[f"random{size}"] = (random_images, {})
+    cases[f"digits{size}"] = (digits, {"value_range": (0, 255)})
+  cases["random75_no_resize"] = (_images(75, rng)[0], {"resize": False})
+  return cases
+
+
+def _reference_outputs(wrapper, full, images, options):
+  scale = options.get("value_range", (0, 1))[1]
+  return _torch_outputs(wrapper, full, images / scale, resize=options.get("resize", True))
+
+
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
-  """{case: (jaxgen outputs, pytorch-fid outputs)} for every input kind and size."""
+def network(tmp_path_factory):
+  """(jaxgen variables loaded from the saved .pth, pytorch-fid wrapper, its Inception3)."""
   monkeypatch = pytest.MonkeyPatch()
   try:
     wrapper, full = _pytorch_fid_model(monkeypatch)
@@ -131,22 +148,21 @@ def outputs(tmp_path_factory):
     warnings.simplefilter("error")  # no hash warning: the name carries no hash prefix
     weights = metrics.load_inception_weights(path)
   assert weights.sha256 == weights.file_sha256 and len(weights.sha256) == 64
-  rng = np.random.default_rng(0)
-  cases = {}
-  for size in SIZES:
-    random_images, digits = _images(size, rng)
-    cases[f"random{size}"] = (
-        inception.inception_features(weights.variables, random_images, chunk_size=4),
-        _torch_outputs(wrapper, full, random_images))
-    cases[f"digits{size}"] = (
-        inception.inception_features(weights.variables, digits, value_range=(0, 255),
-                                     chunk_size=4),
-        _torch_outputs(wrapper, full, digits / 255))
-  random_images, _ = _images(75, rng)
-  cases["random75_no_resize"] = (
-      inception.inception_features(weights.variables, random_images, resize=False),
-      _torch_outputs(wrapper, full, random_images, resize=False))
-  return cases
+  return weights.variables, wrapper, full
+
+
+@pytest.fixture(scope="module")
+def inputs():
+  return _cases(np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def outputs(network, inputs):
+  """{case: (jaxgen outputs, pytorch-fid outputs)} for every input kind and size."""
+  variables, wrapper, full = network
+  return {case: (inception.inception_features(variables, images, chunk_size=4, **options),
+                 _reference_outputs(wrapper, full, images, options))
+          for case, (images, options) in inputs.items()}
 
 
 @pytest.mark.parametrize("output", ["pool3", "logits"])
@@ -196,3 +212,40 @@ def test_fid_of_both_networks_features_agree(outputs):
   ours, reference = fid(0), fid(1)
   print(f"FID(6 dims) jaxgen {ours!r}, pytorch-fid {reference!r}")
   assert abs(ours - reference) <= 1e-3 * reference
+
+
+def _mutate(monkeypatch, mutation):
+  """Swaps one detail of the port for the plain-Inception / plain-JAX choice."""
+  if mutation == "pools_count_padding":  # torchvision's InceptionA/C/E, not pytorch-fid's patch
+    monkeypatch.setattr(inception, "_avg_pool_3x3_same", lambda x: inception.nn.avg_pool(
+        x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=True))
+  elif mutation == "mixed_7c_average_pool":  # FIDInceptionE_1 where E_2 belongs
+    original = inception.InceptionE
+    monkeypatch.setattr(inception, "InceptionE",
+                        lambda max_pool, name: original(max_pool=False, name=name))
+  elif mutation == "antialiased_resize":  # jax.image.resize's default
+    monkeypatch.setattr(inception, "_resize_bilinear_jit", jax.jit(
+        lambda images, size: jax.image.resize(
+            images, (images.shape[0], size, size, images.shape[3]), method="bilinear"),
+        static_argnums=1))
+  # A fresh jit, so the patched module functions are traced again.
+  monkeypatch.setattr(inception, "_apply", jax.jit(
+      lambda variables, images: inception.InceptionV3().apply(variables, images)))
+
+
+@pytest.mark.parametrize("mutation, case", [("pools_count_padding", "random75_no_resize"),
+                                            # At 75×75 Mixed_7c sees 1×1 maps, where
+                                            # max and average pools agree: use 299.
+                                            ("mixed_7c_average_pool", "random32"),
+                                            ("antialiased_resize", "random341")])
+def test_the_tolerance_catches_each_fid_specific_detail(network, inputs, outputs, monkeypatch,
+                                                        mutation, case):
+  """Without one of pytorch-fid's details the same comparison fails by far."""
+  variables = network[0]
+  images, options = inputs[case]
+  _mutate(monkeypatch, mutation)
+  mutant = inception.inception_features(variables, images, chunk_size=4, **options)
+  reference = outputs[case][1]
+  difference = _relative_difference(mutant["pool3"], reference["pool3"])
+  print(f"{mutation}: pool3 max relative difference {difference:.3g}")
+  assert difference > 100 * TOLERANCE
