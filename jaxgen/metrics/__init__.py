@@ -29,3 +29,16 @@ __all__ = [
     "pairwise_distances",
     "precision_recall",
 ]
+
+# The FID Inception (pytorch-fid's network, ported to Flax in jaxgen.nn.inception).
+from jaxgen.metrics.inception_weights import InceptionWeights
+from jaxgen.metrics.inception_weights import load_inception_weights
+from jaxgen.metrics.inception_weights import resolve_weights_path
+from jaxgen.nn.inception import inception_features
+
+__all__ += [
+    "InceptionWeights",
+    "inception_features",
+    "load_inception_weights",
+    "resolve_weights_path",
+]
