@@ -204,7 +204,9 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
   state = jax.device_put(run.state, strategy.replicated_sharding())
   runner = evaluation.Evaluation(
       run.method, run.spec, evaluators, strategy=strategy, seeds=run.seeds,
-      multi=run.multi, batch_size=batch_size or run.config.data.batch_size, seed=seed)
+      multi=run.multi, seed=seed,
+      batch_size=(batch_size or run.config.train.eval_batch_size
+                  or run.config.data.batch_size))
   dataset = (data_lib.from_config(run.config.data) if runner.per_example else None)
   config_dict = config_lib.to_dict(run.config)
   means, protocol = runner.run(state, dataset, run.step, split, config_dict)

@@ -323,11 +323,7 @@ class Trainer:
     viz.write_reconstructions(self.workdir / name, batch["x"], recon, self.spec)
 
   # ------------------------------------------------------------------ loop
-  def run(self) -> RunResult:
-    iterators = self._iterators()
-    state = self._restore_or_init(iterators)
-    start = int(np.asarray(jax.device_get(self.strategy.unreplicate(state).step)).reshape(-1)[0])
-    total = self.tc.steps
+  def _record_session(self, start: int) -> None:
     if self.workdir is not None and self.is_main:
       workdir_lib.record_session(self.workdir, {
           "method": self.config.method,
@@ -338,30 +334,27 @@ class Trainer:
           "versions": _versions(),
           "data_spec": self.spec.to_json(),
       })
-    step_fn = self.strategy.compile_step(
-        over_seeds(self.method.train_step, self.tc.seed_strategy) if self.multi
-        else self.method.train_step)
-    progress = logs.Progress(
-        total, start, f"{self.config.method} on {self.spec.name}",
-        enabled=self.tc.progress and self.is_main)
-    global_batch = self.config.data.batch_size
-    window: list[dict[str, np.ndarray]] = []
-    pending: list[tuple[int, Any]] = []
-    last_train: dict[str, Any] = {}
-    last_eval: dict[str, Any] | None = None
-    status = "completed"
-    stop_signal = None
-    started = time.perf_counter()
-    log_time, log_step = started, start
 
-    self._progress = progress
+  def _log_train(self, step: int, means: dict[str, np.ndarray], rate: float,
+                 elapsed: float) -> None:
+    """Writes one train record per seed: window means and throughput."""
+    for seed, values in logs.per_seed(means, self.seeds, self.multi):
+      record = {"step": step, "split": "train", **values, "steps_per_sec": rate,
+                "examples_per_sec": rate * self.config.data.batch_size,
+                "time": elapsed}
+      if seed is not None:
+        record["seed"] = seed
+      self.writer.write(record)
+
+  def _checks(self, window: list[dict[str, np.ndarray]],
+              pending: list[tuple[int, Any]]) -> Callable[[int], None]:
+    """`drain(leave)`: checks and collects the metrics of pending steps.
+
+    All but the last `leave` are fetched in one transfer; each step is still
+    checked, so a NaN is reported at the step where it appeared.
+    """
 
     def drain(leave: int = 0) -> None:
-      """Checks and collects the metrics of all pending steps but the last `leave`.
-
-      One transfer for them all; each step is still checked, so a NaN is
-      reported at the step where it appeared.
-      """
       ready = pending[:len(pending) - leave]
       fetched = jax.device_get([metrics for _, metrics in ready])
       for (done, _), values in zip(ready, fetched):
@@ -374,6 +367,51 @@ class Trainer:
           self._note_divergence(done, bad, self._bad_seeds(host, bad))
         window.append(host)
 
+    return drain
+
+  def run(self) -> RunResult:
+    """Trains to train.steps (or a stop signal), then evaluates and writes images."""
+    iterators = self._iterators()
+    state = self._restore_or_init(iterators)
+    start = int(np.asarray(jax.device_get(self.strategy.unreplicate(state).step)).reshape(-1)[0])
+    self._record_session(start)
+    state, step, last_train, last_eval, stop_signal = self._train(state, iterators, start)
+    status = "completed" if stop_signal is None else "interrupted"
+    if status == "completed":
+      if self.tc.final_eval:
+        last_eval = self.evaluate(state, step)
+      self.write_images(state, step, final=True)
+      if self.workdir is not None and last_eval is not None and self.is_main:
+        evaluation_lib.write_eval_file(self.workdir / workdir_lib.EVAL_FILE, step,
+                                       self.seeds, last_eval, self.last_protocol)
+    self.writer.close()
+    if self.checkpointer is not None:
+      self.checkpointer.close()
+    return RunResult(
+        state=self.strategy.unreplicate(state),
+        metrics={"train": last_train, "eval": last_eval},
+        history=self.writer.records, method=self.method, config=self.config,
+        spec=self.spec, workdir=self.workdir, status=status,
+        stop_signal=stop_signal)
+
+  def _train(self, state: TrainState, iterators: list[Any], start: int):
+    """The loop; returns (state, last step, train means, last eval, stop signal)."""
+    total = self.tc.steps
+    step_fn = self.strategy.compile_step(
+        over_seeds(self.method.train_step, self.tc.seed_strategy) if self.multi
+        else self.method.train_step)
+    progress = logs.Progress(
+        total, start, f"{self.config.method} on {self.spec.name}",
+        enabled=self.tc.progress and self.is_main)
+    self._progress = progress
+    window: list[dict[str, np.ndarray]] = []
+    pending: list[tuple[int, Any]] = []
+    drain = self._checks(window, pending)
+    last_train: dict[str, Any] = {}
+    last_eval: dict[str, Any] | None = None
+    stop_signal = None
+    started = time.perf_counter()
+    log_time, log_step = started, start
     with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
       cleanup.callback(progress.close)
       step = start
@@ -400,17 +438,10 @@ class Trainer:
           log_time, log_step = now, step
           means = _window_mean(window)
           window.clear()
-          for seed, values in logs.per_seed(means, self.seeds, self.multi):
-            record = {"step": step, "split": "train", **values,
-                      "steps_per_sec": rate, "examples_per_sec": rate * global_batch,
-                      "time": now - started}
-            if seed is not None:
-              record["seed"] = seed
-            self.writer.write(record)
+          self._log_train(step, means, rate, now - started)
           last_train = _collect(means, self.multi)
         if interrupted:
           self._save(state, iterators, step)
-          status = "interrupted"
           stop_signal = int(stop.received)
           progress.write(
               f"stopped by {signal.Signals(stop.received).name} at step {step}"
@@ -423,23 +454,7 @@ class Trainer:
           last_eval = self.evaluate(state, step)
         if _due(step, self.tc.sample_every) and not is_last:
           self.write_images(state, step, final=False)
-
-    if status == "completed":
-      if self.tc.final_eval:
-        last_eval = self.evaluate(state, step)
-      self.write_images(state, step, final=True)
-      if self.workdir is not None and last_eval is not None and self.is_main:
-        evaluation_lib.write_eval_file(self.workdir / workdir_lib.EVAL_FILE, step,
-                                       self.seeds, last_eval, self.last_protocol)
-    self.writer.close()
-    if self.checkpointer is not None:
-      self.checkpointer.close()
-    return RunResult(
-        state=self.strategy.unreplicate(state),
-        metrics={"train": last_train, "eval": last_eval},
-        history=self.writer.records, method=self.method, config=self.config,
-        spec=self.spec, workdir=self.workdir, status=status,
-        stop_signal=stop_signal)
+    return state, step, last_train, last_eval, stop_signal
 
   def _bad_seeds(self, host: dict[str, np.ndarray], bad: list[str]) -> list[int | None]:
     """The seeds whose replicas have a non-finite value among `bad` metrics."""
