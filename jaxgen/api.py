@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,7 +22,7 @@ from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
 from jaxgen.engine import checkpoint as checkpoint_lib
-from jaxgen.engine import logs, loop, parallel
+from jaxgen.engine import evaluation, logs, loop, parallel
 from jaxgen.engine import workdir as workdir_lib
 from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError, WorkdirError
@@ -64,14 +63,19 @@ def build_config(method: str, *, data: str | None = None,
   """The effective config of a run, as `train` and the CLI build it."""
   if config is None:
     cfg = config_lib.get_config(method, data)
-  elif isinstance(config, ml_collections.ConfigDict):
-    cfg = ml_collections.ConfigDict(config.to_dict())
   else:
-    cfg = config_lib.load_config_file(config)
-  if cfg.get("method", method) != method:
-    raise ConfigError(f"the config is for method {cfg.method!r}, not {method!r}; "
-                      f"run `jaxgen train {cfg.method} ...` or change config.method")
-  registry.get(method)  # unknown methods fail here, with the valid names
+    if isinstance(config, ml_collections.ConfigDict):
+      cfg, source = ml_collections.ConfigDict(config.to_dict()), "the config given"
+    else:
+      cfg, source = config_lib.load_config_file(config), f"config file {str(config)!r}"
+    if cfg.get("method", method) != method:
+      raise ConfigError(f"the config is for method {cfg.method!r}, not {method!r}; "
+                        f"run `jaxgen train {cfg.method} ...` or change config.method")
+    registry.get(method)  # unknown methods fail here, with the valid names
+    data_name = cfg.get("data", {}).get("name") or None
+    config_lib.check_known_keys(cfg, config_lib.get_config(method, data_name), source)
+    cfg.method = method
+    cfg = config_lib.lock(cfg)
   cfg.method = method
   if data is not None:
     cfg.data.name = data
@@ -129,7 +133,7 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
   config_dict, run = workdir_lib.read_run(path)
   config = config_lib.from_dict(config_dict)
   entry = registry.get(config.method)
-  spec = (loop.spec_from_json(run["data_spec"]) if "data_spec" in run
+  spec = (data_lib.DataSpec.from_json(run["data_spec"]) if "data_spec" in run
           else data_lib.from_config(config.data).spec)
   method = entry.make(config, spec)
   seeds = config_lib.seeds_of(config)
@@ -145,7 +149,7 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
       raise WorkdirError(f"workdir {str(path)!r} has no checkpoint at step {step}; "
                          f"valid: {', '.join(map(str, steps))}")
     init = jax.vmap(method.init) if multi else method.init
-    example = loop.example_batch(spec, config.data.batch_size)
+    example = spec.example_batch(config.data.batch_size)
     if multi:
       example = {k: np.stack([v] * len(seeds)) for k, v in example.items()}
     abstract = jax.eval_shape(init, loop.init_keys(seeds, multi), example)
@@ -191,53 +195,33 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
     _apply(config, overrides)
     method = registry.get(config.method).make(config, run.spec)
     run = dataclasses.replace(run, method=method, config=config)
-  has_modes = run.spec.modes is not None and run.config.train.coverage_samples
-  if run.method.evaluate is None and not has_modes:
+  evaluators = evaluation.evaluators_for(run.method, run.spec,
+                                         run.config.train.coverage_samples)
+  if not evaluators:
     raise ConfigError(f"method {run.config.method!r} has no evaluation on "
                       f"{run.spec.name!r}")
   strategy = parallel.Strategy("jit", 1, seed_axis=run.multi)
   state = jax.device_put(run.state, strategy.replicated_sharding())
-
-  def keys_for(salt: int) -> tuple[jax.Array, str]:
-    if seed is None:
-      return (loop.fixed_keys(run.seeds, salt, run.multi),
-              f"fold_in(PRNGKey(seed), {salt:#x}) per replica seed")
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), salt)
-    return (np.stack([key] * len(run.seeds)) if run.multi else key,
-            f"fold_in(PRNGKey({seed}), {salt:#x}) for every replica")
-
-  means, count = {}, 0
-  keys, key_rule = keys_for(loop.EVAL_SALT)
-  if run.method.evaluate is not None:
-    dataset = data_lib.from_config(run.config.data)
-    eval_fn = loop.compile_evaluate(run.method, strategy, run.multi)
-    means, count = loop.evaluate_split(
-        eval_fn, state, dataset, strategy, keys,
-        batch_size or run.config.data.batch_size, split)
+  runner = evaluation.Evaluation(
+      run.method, run.spec, evaluators, strategy=strategy, seeds=run.seeds,
+      multi=run.multi, seed=seed,
+      batch_size=(batch_size or run.config.train.eval_batch_size
+                  or run.config.data.batch_size))
+  dataset = (data_lib.from_config(run.config.data) if runner.per_example else None)
   config_dict = config_lib.to_dict(run.config)
-  protocol = loop.eval_protocol(run.method, run.spec, config_dict, split, count,
-                                run.step, key_rule)
+  means, protocol = runner.run(state, dataset, run.step, split, config_dict)
   if overrides:
     protocol["config_overrides"] = (dict(overrides) if isinstance(overrides, Mapping)
                                     else list(overrides))
-  if has_modes:
-    coverage_keys, _ = keys_for(loop.COVERAGE_SALT)
-    sample_fn = loop.compile_sample(run.method, run.config.train.coverage_samples,
-                                    run.multi)
-    samples = np.asarray(sample_fn(state, coverage_keys))
-    coverage, protocol["mode_coverage"] = loop.coverage_metrics(
-        samples, run.spec, run.multi)
-    means.update(coverage)
   writer = logs.MetricWriter(run.workdir if save else None, tensorboard="off")
   try:
-    metrics = loop.log_eval(writer, means, run.seeds, run.multi, run.step, split,
-                            protocol)
+    metrics = evaluation.log_eval(writer, means, run.seeds, run.multi, run.step,
+                                  split, protocol)
   finally:
     writer.close()
   if save:
-    (run.workdir / workdir_lib.EVAL_FILE).write_text(json.dumps(
-        {"step": run.step, "seeds": run.seeds, "metrics": metrics,
-         "protocol": protocol}, indent=2) + "\n")
+    evaluation.write_eval_file(run.workdir / workdir_lib.EVAL_FILE, run.step,
+                               run.seeds, metrics, protocol)
   return {"step": run.step, "metrics": metrics, "protocol": protocol}
 
 

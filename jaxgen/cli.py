@@ -117,7 +117,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
   from jaxgen import api  # pylint: disable=import-outside-toplevel
-  from jaxgen.engine import loop  # pylint: disable=import-outside-toplevel
+  from jaxgen import viz  # pylint: disable=import-outside-toplevel
   from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
   out = pathlib.Path(args.out or pathlib.Path(args.workdir) / f"samples_seed{args.seed}.png")
   if out.suffix not in (".png", ".npz"):
@@ -129,7 +129,7 @@ def _sample(args: argparse.Namespace) -> int:
     import numpy as np  # pylint: disable=import-outside-toplevel
     np.savez_compressed(out, samples=samples, seed=args.seed, step=run.step)
   else:
-    loop.write_samples(out, samples, run.spec, title=f"{run.config.method} step {run.step}")
+    viz.write_samples(out, samples, run.spec, title=f"{run.config.method} step {run.step}")
   print(f"wrote {out} ({args.num} samples, step {run.step}, seed {args.seed})")
   return 0
 

@@ -4,6 +4,10 @@ A run's config has four parts: `method` (a registry name), `data` (see
 `jaxgen.data.default_config`), `train` (the loop, below) and the method's own
 sections (`model`, `optim`, ...). Config files are Python files whose
 `get_config()` returns the whole ConfigDict (see experiments/).
+
+Configs are locked: `get_config` and a config file's `get_config()` return a
+ConfigDict to which no key can be added, so a misspelt key is the usual
+one-line "unknown config key" error instead of a silently ignored value.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import difflib
 import importlib.util
 import json
 import pathlib
+import re
+import traceback
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,9 +34,12 @@ RESUMABLE_KEYS = (
     "train.steps", "train.progress", "train.tensorboard", "train.log_every",
     "train.eval_every", "train.sample_every", "train.checkpoint_every",
     "train.keep_checkpoints", "train.num_samples", "train.strategy",
-    "train.num_devices", "train.eval_batch_size", "train.final_eval", "train.on_nonfinite",
-    "train.seed_strategy")
-# (train.coverage_samples changes evaluation numbers, so it must match.)
+    "train.num_devices", "train.eval_batch_size", "train.final_eval", "train.on_nonfinite")
+# (train.coverage_samples changes evaluation numbers, and train.seed_strategy
+# the float operations of the step (vmap vs loop differ at ~1e-8), so they
+# must match.)
+# Schedules whose shape depends on `decay_steps` (0: derived from train.steps).
+DECAYING_SCHEDULES = ("cosine", "warmup_cosine", "linear")
 
 
 def train_config() -> ml_collections.ConfigDict:
@@ -88,7 +97,60 @@ def get_config(method: str, data: str | None = None) -> ml_collections.ConfigDic
         _set(config[name], f"{name}.{key}", key, value, strict=True)
     else:
       config[name] = section
+  config.lock()
   return config
+
+
+def lock(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Locks `config` (no key can be added; values can change) and returns it."""
+  config.lock()
+  return config
+
+
+def check_known_keys(config: ml_collections.ConfigDict,
+                     reference: ml_collections.ConfigDict, source: str) -> None:
+  """Raises a one-line ConfigError for a key of `config` that `reference` lacks."""
+  for dotted in flatten(config.to_dict()):
+    node = reference
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        where = ".".join(parts[:depth])
+        valid = (_keys_hint(node, part) if isinstance(node, ml_collections.ConfigDict)
+                 else "(none: it is a value)")
+        raise ConfigError(f"unknown config key {dotted!r} in {source}; valid keys "
+                          f"in {where or 'the config'}: {valid}")
+      node = node[part]
+
+
+def resolve_derived(config: ml_collections.ConfigDict,
+                    saved: dict[str, Any] | None = None) -> list[str]:
+  """Writes values that default to a derived one into `config`; returns their keys.
+
+  Today: an optimizer section's `decay_steps` = 0 with a decaying schedule
+  becomes `train.steps` — or, when resuming (`saved`: the run's saved config),
+  the run's resolved value, so `--steps N` extends a run without changing its
+  schedule. A resolved value is saved in config.json like any other.
+  """
+  saved_flat = flatten(saved) if saved else {}
+  resolved = []
+  for path, section in _sections(config):
+    if (section.get("decay_steps") == 0 and isinstance(section.get("schedule"), str)
+        and section.schedule in DECAYING_SCHEDULES):
+      dotted = f"{path}.decay_steps"
+      previous = saved_flat.get(dotted)
+      section.decay_steps = (previous if isinstance(previous, int) and previous > 0
+                             else int(config.train.steps))
+      resolved.append(dotted)
+  return resolved
+
+
+def _sections(config: ml_collections.ConfigDict, prefix: str = ""):
+  """(dotted path, section) of every nested ConfigDict below `config`."""
+  for name, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield prefix + name, value
+      yield from _sections(value, prefix + name + ".")
 
 
 def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
@@ -101,11 +163,33 @@ def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {str(path)!r} defines no get_config()")
-  config = module.get_config()
+  try:
+    config = module.get_config()
+  except (AttributeError, KeyError) as error:
+    raise _locked_error(error, path) from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"get_config() in {str(path)!r} must return an "
                       f"ml_collections.ConfigDict, got {type(config).__name__}")
   return config
+
+
+def _locked_error(error: Exception, path: pathlib.Path) -> Exception:
+  """A one-line ConfigError for a key added to a locked config in a config file."""
+  message = (str(error.args[0]) if error.args else str(error)).replace("\\", "")
+  match = re.search(r'Key "([^"]+)" does not exist and cannot be added', message)
+  if match is None:
+    return error
+  key = match.group(1)
+  valid = sorted(re.findall(r"'([^']+)':", message.split("Other fields present:")[-1]))
+  close = difflib.get_close_matches(key, valid, n=1)
+  frames = [f for f in traceback.extract_tb(error.__traceback__)
+            if pathlib.Path(f.filename).resolve() == path.resolve()]
+  where = f"{str(path)!r}"
+  if frames:
+    where += f" line {frames[-1].lineno} ({(frames[-1].line or '').strip()})"
+  return ConfigError(f"unknown config key {key!r} set in {where}; valid keys in "
+                     f"its section: {choices(valid)}"
+                     + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
 def parse_value(text: str) -> Any:
@@ -223,7 +307,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
-  """Rebuilds a config saved with `to_dict` (lists become tuples)."""
+  """Rebuilds a config saved with `to_dict` (lists become tuples), locked."""
 
   def convert(obj: Any) -> Any:
     if isinstance(obj, dict):
@@ -232,7 +316,7 @@ def from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
       return tuple(convert(v) for v in obj)
     return obj
 
-  return convert(copy.deepcopy(values))
+  return lock(convert(copy.deepcopy(values)))
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -5,12 +5,14 @@ Tracing only (`.lower`), no compilation, so the whole registry costs seconds.
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
+from jaxgen.core import rng
 from jaxgen.core.state import Method, TrainState
 
 # Methods that need an artefact of another run (e.g. a trained autoencoder)
@@ -44,10 +46,12 @@ def test_method_traces_under_jit(name):
   samples = jax.eval_shape(lambda s, k: method.sample(s, k, 3), state, key)
   assert samples.shape == (3,) + tuple(dataset.spec.shape)
   if method.evaluate is not None:
+    # The runner hands evaluate one key per example, from its global index.
     eval_batch = next(iter(data_lib.eval_batches(dataset, split="test", batch_size=8)))
-    values = jax.eval_shape(method.evaluate, state, eval_batch, key)
+    eval_keys = rng.index_keys(key, jnp.arange(8))
+    values = jax.eval_shape(method.evaluate, state, eval_batch, eval_keys)
     assert values and all(v.shape == (8,) for v in values.values()), values
-    jax.jit(method.evaluate).lower(state, eval_batch, key)
+    jax.jit(method.evaluate).lower(state, eval_batch, eval_keys)
   if method.reconstruct is not None:
     out = jax.eval_shape(method.reconstruct, state, batch, key)
     assert out.shape == batch["x"].shape

@@ -2,26 +2,30 @@
 
 `fit` (periodic and final evaluation), `jaxgen eval` and `jaxgen.evaluate` all
 run evaluators through `jaxgen.engine.evaluation`; a family or the metrics layer
-only declares them.
+only declares them (a method's `evaluate` is its per-example evaluator; extra
+ones go in `Method.evaluators`).
 
 * `PerExample`: `fn(state, batch, keys) -> {name: [batch]}` — one value per
   example (an ELBO, a bound in bits/dim, an exact NLL). `keys[i]` is the key of
   example i, `fold_in(eval_key, global_index_i)`, so a number does not depend on
   the eval batch size or the device count. The runner averages exactly over the
-  whole split (padding masked).
-* `SampleBased`: `fn(samples, spec) -> ({name: float}, protocol)` — a function
-  of N samples drawn from the model in chunks (mode coverage, FID, precision/
-  recall); `num_samples` is N.
+  whole split (padding masked, sums in float64).
+* `SampleBased`: `fn(chunks) -> {name: float}` — a function of `num_samples`
+  samples from the model, handed over as an iterator of host arrays of at most
+  `chunk_size` samples each, so memory is bounded by a chunk when `fn` streams
+  (mode coverage, FID, precision/recall).
 * `ModelLevel`: `fn(state, key) -> {name: scalar}` — a function of the model
   alone (a partition-function estimate by AIS, a parameter count).
 
-Each carries a `protocol` dict that is saved beside its numbers.
+Each carries a `protocol` dict that is saved beside its numbers in eval.json
+(under the evaluator's name, except the per-example evaluator of the method,
+whose protocol is the top level).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -39,12 +43,28 @@ class PerExample:
 
 @dataclasses.dataclass(frozen=True)
 class SampleBased:
-  """A function of `num_samples` samples from the model."""
+  """A function of `num_samples` samples, fed in chunks of `chunk_size`.
+
+  Chunk c is drawn with `method.sample(state, key_c, size_c)`; a draw that fits
+  in one chunk uses the evaluator's key itself, chunk c of a longer draw
+  `fold_in(key, c)`.
+  """
 
   name: str
-  fn: Callable[[np.ndarray, Any], tuple[dict[str, float], dict[str, Any]]]
+  fn: Callable[[Iterator[np.ndarray]], dict[str, float]]
   num_samples: int
+  chunk_size: int = 2500
   protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    if self.num_samples < 1 or self.chunk_size < 1:
+      raise ValueError(f"{self.name}: num_samples and chunk_size must be >= 1, "
+                       f"got {self.num_samples} and {self.chunk_size}")
+
+  def chunk_sizes(self) -> list[int]:
+    """The number of samples in each chunk."""
+    full, rest = divmod(self.num_samples, self.chunk_size)
+    return [self.chunk_size] * full + ([rest] if rest else [])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,10 @@ def default_config(name: str = "adam", learning_rate: float = 1e-3,
       weight_decay=0.0,  # adamw, lamb
       schedule="constant",
       warmup_steps=0,
-      decay_steps=0,     # 0: the run's train.steps
+      # 0: the run's train.steps, written into the saved config when a run
+      # starts (jaxgen.config.resolve_derived), so that resuming with another
+      # --steps never changes the schedule.
+      decay_steps=0,
       grad_clip_norm=0.0,  # 0: off
   ))
   for key, value in overrides.items():

@@ -52,7 +52,14 @@ def split(key: jax.Array, *purposes: str) -> dict[str, jax.Array]:
 
 
 def example_keys(key: jax.Array, batch_size: int) -> jax.Array:
-  """One key per example of this device's share of the global batch."""
+  """One key per example of this device's share of the global batch.
+
+  Per-example keys (e.g. from `index_keys`) are already that: returned as they are.
+  """
+  if is_per_example(key):
+    if key.shape[0] != batch_size:
+      raise ValueError(f"{key.shape[0]} per-example keys for a batch of {batch_size}")
+    return key
   axis = collectives.current_pmap_axis()
   if axis is None:
     return jax.random.split(key, batch_size)

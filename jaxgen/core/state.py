@@ -56,10 +56,14 @@ class Method(NamedTuple):
   init(key, example_batch) -> TrainState
   train_step(state, batch) -> (state, metrics): scalar metrics, "loss" among them.
   sample(state, key, num, **conditioning) -> [num, *data_shape] in data space.
-  evaluate(state, batch, key) -> {name: [batch]} per-example values; the engine
-    averages them over the split and saves them with `eval_protocol`.
+  evaluate(state, batch, keys) -> {name: [batch]} per-example values; `keys`
+    are per-example keys (`keys[i]` = fold_in(eval_key, global index of
+    example i)); draw noise from them with `jaxgen.core.rng`. The engine
+    averages the values over the split and saves them with `eval_protocol`.
   reconstruct(state, batch, key) -> [batch, *data_shape] (autoencoders).
   encode(state, x, key) / decode(state, z): latent-variable models.
+  evaluators: extra evaluators (`jaxgen.core.evaluators`: sample-based,
+    model-level or per-example) run beside `evaluate`.
   """
 
   name: str
@@ -71,3 +75,4 @@ class Method(NamedTuple):
   encode: Callable[..., Any] | None = None
   decode: Callable[..., jax.Array] | None = None
   eval_protocol: dict[str, Any] | None = None
+  evaluators: tuple = ()

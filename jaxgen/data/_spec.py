@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Any
 
 import numpy as np
 
@@ -52,3 +54,33 @@ class DataSpec:
     if self.modes is not None:
       parts.append(f"{len(self.modes)} modes, std {self.mode_std:g}")
     return ", ".join(parts)
+
+  def to_json(self) -> dict[str, Any]:
+    """The spec as JSON-ready values (arrays and tuples become lists)."""
+    out = {}
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      out[field.name] = value.tolist() if isinstance(value, np.ndarray) else value
+    return json.loads(json.dumps(out, default=lambda o: list(o) if isinstance(
+        o, tuple) else (o.tolist() if hasattr(o, "tolist") else str(o))))
+
+  @classmethod
+  def from_json(cls, values: dict[str, Any]) -> DataSpec:
+    """Rebuilds a spec saved with `to_json` (unknown keys are ignored)."""
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+      if field.name not in values:
+        continue
+      value = values[field.name]
+      if isinstance(value, list):
+        value = (np.asarray(value, np.float32) if field.name == "modes"
+                 else tuple(tuple(v) if isinstance(v, list) else v for v in value))
+      kwargs[field.name] = value
+    return cls(**kwargs)
+
+  def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
+    """A zero batch with the shapes and dtypes of real batches (for eval_shape)."""
+    batch = {"x": np.zeros((batch_size,) + tuple(self.shape), np.float32)}
+    if self.num_classes:
+      batch["label"] = np.zeros((batch_size,), np.int32)
+    return batch

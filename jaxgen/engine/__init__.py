@@ -1,8 +1,6 @@
-"""The training engine: state, keys, devices, checkpoints, logging, the loop.
+"""The runner: the train loop, device strategies, evaluation, checkpoints, logs, workdir.
 
-It knows no family: methods come through `jaxgen.registry`.
+It knows no family (methods come through `jaxgen.registry`), and no family
+imports it: families import `jaxgen.core` (see docs/architecture.md and
+tests/test_imports.py).
 """
-
-from jaxgen.core.state import Method, TrainState
-
-__all__ = ["Method", "TrainState"]

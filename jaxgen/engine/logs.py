@@ -33,6 +33,15 @@ def _plain(value: Any) -> Any:
   return value
 
 
+def per_seed(values: dict[str, np.ndarray], seeds: list[int], multi: bool
+             ) -> list[tuple[int | None, dict[str, float]]]:
+  """[(seed, {name: float})], one entry per replica (seed None for one-seed runs)."""
+  if not multi:
+    return [(None, {k: float(v) for k, v in values.items()})]
+  return [(s, {k: float(v[i]) for k, v in values.items()})
+          for i, s in enumerate(seeds)]
+
+
 def read_jsonl(path: str | pathlib.Path) -> list[dict[str, Any]]:
   """All records of a metrics file."""
   with open(path, encoding="utf-8") as f:

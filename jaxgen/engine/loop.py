@@ -10,7 +10,9 @@ seed in the same compiled program (`jax.vmap` over the state).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import functools
 import json
 import pathlib
 import signal
@@ -28,20 +30,19 @@ import numpy as np
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
+from jaxgen import viz
+from jaxgen.core.state import Method, TrainState
 from jaxgen.engine import checkpoint as checkpoint_lib
+from jaxgen.engine import evaluation as evaluation_lib
 from jaxgen.engine import logs
 from jaxgen.engine import parallel
 from jaxgen.engine import workdir as workdir_lib
-from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError, NonFiniteError, choices
-from jaxgen.metrics import mode_coverage
-from jaxgen.viz import grid
 
-# Salts for the fixed keys of evaluation and sample grids, so that they never
-# coincide with training keys and stay the same over a run.
-EVAL_SALT = 0x0E7A1
+# Salt of the fixed key of sample grids and reconstructions, so that it never
+# coincides with training keys and stays the same over a run. (Evaluation
+# keys: see engine.evaluation.)
 SAMPLE_SALT = 0x5A3B1
-COVERAGE_SALT = 0xC0FE1
 # Metrics are fetched from the devices in groups of this many steps.
 _SYNC_EVERY = 8
 
@@ -70,38 +71,6 @@ class RunResult:
   workdir: pathlib.Path | None
   status: str
   stop_signal: int | None = None
-
-
-def spec_to_json(spec: Any) -> dict[str, Any]:
-  """A DataSpec as JSON-ready values (arrays become lists)."""
-  out = {}
-  for field in dataclasses.fields(spec):
-    value = getattr(spec, field.name)
-    out[field.name] = value.tolist() if isinstance(value, np.ndarray) else value
-  return json.loads(json.dumps(out, default=lambda o: list(o) if isinstance(
-      o, tuple) else (o.tolist() if hasattr(o, "tolist") else str(o))))
-
-
-def spec_from_json(values: dict[str, Any]) -> Any:
-  """Rebuilds the DataSpec saved by `spec_to_json`."""
-  kwargs = {}
-  for field in dataclasses.fields(data_lib.DataSpec):
-    if field.name not in values:
-      continue
-    value = values[field.name]
-    if isinstance(value, list):
-      value = (np.asarray(value, np.float32) if field.name == "modes"
-               else tuple(tuple(v) if isinstance(v, list) else v for v in value))
-    kwargs[field.name] = value
-  return data_lib.DataSpec(**kwargs)
-
-
-def example_batch(spec: Any, batch_size: int) -> dict[str, np.ndarray]:
-  """A zero batch with the shapes and dtypes of real batches (for eval_shape)."""
-  batch = {"x": np.zeros((batch_size,) + tuple(spec.shape), np.float32)}
-  if spec.num_classes:
-    batch["label"] = np.zeros((batch_size,), np.int32)
-  return batch
 
 
 def init_keys(seeds: list[int], multi: bool) -> jax.Array:
@@ -186,24 +155,21 @@ def _window_mean(window: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   return {k: np.mean(np.stack([w[k] for w in window]), axis=0) for k in window[0]}
 
 
-def _per_seed(values: dict[str, np.ndarray], seeds: list[int], multi: bool
-              ) -> list[tuple[int | None, dict[str, float]]]:
-  """[(seed, {name: float})], one entry per replica."""
-  if not multi:
-    return [(None, {k: float(v) for k, v in values.items()})]
-  return [(s, {k: float(v[i]) for k, v in values.items()})
-          for i, s in enumerate(seeds)]
-
-
 class Trainer:
   """Runs one configured training job; `fit` is the function to call."""
 
   def __init__(self, config: ml_collections.ConfigDict,
                workdir: str | pathlib.Path | None, resume: bool, overwrite: bool):
     parallel.maybe_initialize_distributed()
-    self.config = config
     self.entry = registry.get(config.method)
     _check_train_config(config)
+    # Values derived from others (a schedule's decay length from train.steps)
+    # are written into the config before it is saved, from the saved run on
+    # resume, so that `--steps` never changes what the saved config means.
+    config = copy.deepcopy(config)
+    config_lib.resolve_derived(
+        config, _saved_config(workdir) if resume and workdir is not None else None)
+    self.config = config
     self.tc = config.train
     self.seeds = config_lib.seeds_of(config)
     self.multi = bool(config.train.seeds)
@@ -212,6 +178,8 @@ class Trainer:
     self.strategy = parallel.Strategy(self.tc.strategy, self.tc.num_devices,
                                       seed_axis=self.multi)
     self.strategy.check_batch_size(config.data.batch_size)
+    if self.tc.eval_batch_size:
+      self.strategy.check_batch_size(self.tc.eval_batch_size, "train.eval_batch_size")
     self.dataset = data_lib.from_config(config.data)
     self.spec = self.dataset.spec
     self.method = self.entry.make(config, self.spec)
@@ -224,10 +192,16 @@ class Trainer:
         self.workdir / workdir_lib.CHECKPOINT_DIR, self.tc.keep_checkpoints)
                          if self.workdir is not None else None)
     self.last_checkpoint: int | None = None
-    self._eval_fn = None
+    self.evaluation = evaluation_lib.Evaluation(
+        self.method, self.spec,
+        evaluation_lib.evaluators_for(self.method, self.spec, self.tc.coverage_samples),
+        strategy=self.strategy, seeds=self.seeds, multi=self.multi,
+        batch_size=self.tc.eval_batch_size or config.data.batch_size)
     self.last_protocol: dict[str, Any] | None = None
+    self.diverged: set[int | None] = set()
     self._sample_fns: dict[int, Callable[..., jax.Array]] = {}
     self._reconstruct_fn = None
+    self._progress: logs.Progress | None = None
 
   # ------------------------------------------------------------------ data
   def _iterators(self) -> list[Any]:
@@ -273,44 +247,47 @@ class Trainer:
     return state
 
   def _save(self, state: TrainState, iterators: list[Any], step: int) -> None:
+    """Saves checkpoint `step`, once its state has been checked finite.
+
+    A non-finite state is never saved (so it can never rotate a good
+    checkpoint out): with train.on_nonfinite="stop" the run stops here naming
+    the last good checkpoint; with "continue" the diverged replicas are logged
+    and the others' progress is saved.
+    """
     if self.checkpointer is None or self.last_checkpoint == step:
       return
-    self.checkpointer.save(step, self.strategy.unreplicate(state),
-                           [it.get_state() for it in iterators], self.config_dict)
+    state = self.strategy.unreplicate(state)
+    finite = np.asarray(jax.device_get(_finite_replicas(
+        (state.params, state.opt_state, state.model_state), self.multi))).reshape(-1)
+    if not finite.all():
+      seeds = ([s for s, ok in zip(self.seeds, finite) if not ok] if self.multi
+               else [None])
+      if self.tc.on_nonfinite == "stop":
+        raise self._nonfinite(step, {}, ["state"], seeds=seeds)
+      self._note_divergence(step, ["state"], seeds)
+    self.checkpointer.save(step, state, [it.get_state() for it in iterators],
+                           self.config_dict)
     self.last_checkpoint = step
 
   # ------------------------------------------------------------ evaluation
   def evaluate(self, state: TrainState, step: int,
                split: str = "test") -> dict[str, Any] | None:
-    """Evaluates on a whole split, logs one record per seed, returns the means."""
-    means: dict[str, np.ndarray] = {}
-    count = 0
-    if self.method.evaluate is not None:
-      if self._eval_fn is None:
-        self._eval_fn = compile_evaluate(self.method, self.strategy, self.multi)
-      means, count = evaluate_split(
-          self._eval_fn, self.strategy.unreplicate(state), self.dataset,
-          self.strategy, fixed_keys(self.seeds, EVAL_SALT, self.multi),
-          self.tc.eval_batch_size or self.config.data.batch_size, split)
-    protocol = eval_protocol(self.method, self.spec, self.config_dict, split,
-                             count, step, f"fold_in(PRNGKey(seed), {EVAL_SALT:#x})")
-    if self.spec.modes is not None and self.tc.coverage_samples:
-      samples = self.sample(state, self.tc.coverage_samples,
-                            fixed_keys(self.seeds, COVERAGE_SALT, self.multi))
-      coverage, protocol["mode_coverage"] = coverage_metrics(
-          samples, self.spec, self.multi)
-      means.update(coverage)
+    """Runs the evaluators, logs one record per seed, returns the means."""
+    means, protocol = self.evaluation.run(
+        self.strategy.unreplicate(state), self.dataset, step, split, self.config_dict)
     if not means:
       return None
     self.last_protocol = protocol
-    return log_eval(self.writer, means, self.seeds, self.multi, step, split, protocol)
+    return evaluation_lib.log_eval(self.writer, means, self.seeds, self.multi, step,
+                                   split, protocol)
 
   # ---------------------------------------------------------------- images
   def sample(self, state: TrainState, num: int, key: jax.Array | None = None) -> np.ndarray:
     """Samples [num, ...] (or [seeds, num, ...]) from the current state."""
     state = self.strategy.unreplicate(state)
     if num not in self._sample_fns:
-      self._sample_fns[num] = compile_sample(self.method, num, self.multi)
+      fn = lambda s, k: self.method.sample(s, k, num)  # noqa: E731
+      self._sample_fns[num] = jax.jit(jax.vmap(fn) if self.multi else fn)
     if key is None:
       key = fixed_keys(self.seeds, SAMPLE_SALT, self.multi)
     return np.asarray(jax.device_get(self._sample_fns[num](state, key)))
@@ -323,10 +300,13 @@ class Trainer:
     samples = self.sample(state, self.tc.num_samples)
     if self.multi:
       samples = samples[0]  # the first seed's replica; all are in the checkpoint
-    write_samples(self.workdir / name, samples, self.spec, self.dataset,
-                  title=f"{self.config.method} step {step}")
-    if self.method.reconstruct is not None and (
-        self.spec.is_image or getattr(self.spec, "image_shape", None) is not None):
+    reference = None
+    if not viz.samples.shows_images(self.spec) and self.spec.dim == 2:
+      reference = next(iter(data_lib.eval_batches(
+          self.dataset, split="test", batch_size=min(2000, self.spec.num_test))))["x"]
+    viz.write_samples(self.workdir / name, samples, self.spec, reference,
+                      title=f"{self.config.method} step {step}")
+    if self.method.reconstruct is not None and viz.samples.shows_images(self.spec):
       self._write_reconstructions(state, step, final)
 
   def _write_reconstructions(self, state: TrainState, step: int, final: bool) -> None:
@@ -344,17 +324,10 @@ class Trainer:
       recon = recon[0]
     name = ("reconstructions.png" if final
             else f"reconstructions/step_{step:07d}.png")
-    image_shape = getattr(self.spec, "image_shape", None)
-    grid.save_pairs(self.workdir / name, grid.as_images(batch["x"], image_shape),
-                    grid.as_images(recon, image_shape), columns=8,
-                    value_range=self.spec.value_range)
+    viz.write_reconstructions(self.workdir / name, batch["x"], recon, self.spec)
 
   # ------------------------------------------------------------------ loop
-  def run(self) -> RunResult:
-    iterators = self._iterators()
-    state = self._restore_or_init(iterators)
-    start = int(np.asarray(jax.device_get(self.strategy.unreplicate(state).step)).reshape(-1)[0])
-    total = self.tc.steps
+  def _record_session(self, start: int) -> None:
     if self.workdir is not None and self.is_main:
       changes = workdir_lib.version_changes(self.workdir, _versions()) if start else []
       if changes:
@@ -368,32 +341,29 @@ class Trainer:
           "strategy": self.strategy.name,
           "process_count": jax.process_count(),
           "versions": _versions(),
-          "data_spec": spec_to_json(self.spec),
+          "data_spec": self.spec.to_json(),
       })
-    step_fn = self.strategy.compile_step(
-        over_seeds(self.method.train_step, self.tc.seed_strategy) if self.multi
-        else self.method.train_step)
-    progress = logs.Progress(
-        total, start, f"{self.config.method} on {self.spec.name}",
-        enabled=self.tc.progress and self.is_main)
-    global_batch = self.config.data.batch_size
-    window: list[dict[str, np.ndarray]] = []
-    pending: list[tuple[int, Any]] = []
-    last_train: dict[str, Any] = {}
-    last_eval: dict[str, Any] | None = None
-    status = "completed"
-    stop_signal = None
-    started = time.perf_counter()
-    log_time, log_step = started, start
 
-    diverged: set[int | None] = set()
+  def _log_train(self, step: int, means: dict[str, np.ndarray], rate: float,
+                 elapsed: float) -> None:
+    """Writes one train record per seed: window means and throughput."""
+    for seed, values in logs.per_seed(means, self.seeds, self.multi):
+      record = {"step": step, "split": "train", **values, "steps_per_sec": rate,
+                "examples_per_sec": rate * self.config.data.batch_size,
+                "time": elapsed}
+      if seed is not None:
+        record["seed"] = seed
+      self.writer.write(record)
+
+  def _checks(self, window: list[dict[str, np.ndarray]],
+              pending: list[tuple[int, Any]]) -> Callable[[int], None]:
+    """`drain(leave)`: checks and collects the metrics of pending steps.
+
+    All but the last `leave` are fetched in one transfer; each step is still
+    checked, so a NaN is reported at the step where it appeared.
+    """
 
     def drain(leave: int = 0) -> None:
-      """Checks and collects the metrics of all pending steps but the last `leave`.
-
-      One transfer for them all; each step is still checked, so a NaN is
-      reported at the step where it appeared.
-      """
       ready = pending[:len(pending) - leave]
       fetched = jax.device_get([metrics for _, metrics in ready])
       for (done, _), values in zip(ready, fetched):
@@ -403,9 +373,54 @@ class Trainer:
         if bad and self.tc.on_nonfinite == "stop":
           raise self._nonfinite(done, host, bad)
         if bad:
-          self._note_divergence(done, host, bad, diverged, progress)
+          self._note_divergence(done, bad, self._bad_seeds(host, bad))
         window.append(host)
 
+    return drain
+
+  def run(self) -> RunResult:
+    """Trains to train.steps (or a stop signal), then evaluates and writes images."""
+    iterators = self._iterators()
+    state = self._restore_or_init(iterators)
+    start = int(np.asarray(jax.device_get(self.strategy.unreplicate(state).step)).reshape(-1)[0])
+    self._record_session(start)
+    state, step, last_train, last_eval, stop_signal = self._train(state, iterators, start)
+    status = "completed" if stop_signal is None else "interrupted"
+    if status == "completed":
+      if self.tc.final_eval:
+        last_eval = self.evaluate(state, step)
+      self.write_images(state, step, final=True)
+      if self.workdir is not None and last_eval is not None and self.is_main:
+        evaluation_lib.write_eval_file(self.workdir / workdir_lib.EVAL_FILE, step,
+                                       self.seeds, last_eval, self.last_protocol)
+    self.writer.close()
+    if self.checkpointer is not None:
+      self.checkpointer.close()
+    return RunResult(
+        state=self.strategy.unreplicate(state),
+        metrics={"train": last_train, "eval": last_eval},
+        history=self.writer.records, method=self.method, config=self.config,
+        spec=self.spec, workdir=self.workdir, status=status,
+        stop_signal=stop_signal)
+
+  def _train(self, state: TrainState, iterators: list[Any], start: int):
+    """The loop; returns (state, last step, train means, last eval, stop signal)."""
+    total = self.tc.steps
+    step_fn = self.strategy.compile_step(
+        over_seeds(self.method.train_step, self.tc.seed_strategy) if self.multi
+        else self.method.train_step)
+    progress = logs.Progress(
+        total, start, f"{self.config.method} on {self.spec.name}",
+        enabled=self.tc.progress and self.is_main)
+    self._progress = progress
+    window: list[dict[str, np.ndarray]] = []
+    pending: list[tuple[int, Any]] = []
+    drain = self._checks(window, pending)
+    last_train: dict[str, Any] = {}
+    last_eval: dict[str, Any] | None = None
+    stop_signal = None
+    started = time.perf_counter()
+    log_time, log_step = started, start
     with _StopSignals() as stop, contextlib.ExitStack() as cleanup:
       cleanup.callback(progress.close)
       step = start
@@ -432,17 +447,10 @@ class Trainer:
           log_time, log_step = now, step
           means = _window_mean(window)
           window.clear()
-          for seed, values in _per_seed(means, self.seeds, self.multi):
-            record = {"step": step, "split": "train", **values,
-                      "steps_per_sec": rate, "examples_per_sec": rate * global_batch,
-                      "time": now - started}
-            if seed is not None:
-              record["seed"] = seed
-            self.writer.write(record)
+          self._log_train(step, means, rate, now - started)
           last_train = _collect(means, self.multi)
         if interrupted:
           self._save(state, iterators, step)
-          status = "interrupted"
           stop_signal = int(stop.received)
           progress.write(
               f"stopped by {signal.Signals(stop.received).name} at step {step}"
@@ -455,159 +463,77 @@ class Trainer:
           last_eval = self.evaluate(state, step)
         if _due(step, self.tc.sample_every) and not is_last:
           self.write_images(state, step, final=False)
+    return state, step, last_train, last_eval, stop_signal
 
-    if status == "completed":
-      if self.tc.final_eval:
-        last_eval = self.evaluate(state, step)
-      self.write_images(state, step, final=True)
-      if self.workdir is not None and last_eval is not None and self.is_main:
-        (self.workdir / workdir_lib.EVAL_FILE).write_text(json.dumps(
-            {"step": step, "seeds": self.seeds, "metrics": last_eval,
-             "protocol": self.last_protocol}, indent=2) + "\n")
-    self.writer.close()
-    if self.checkpointer is not None:
-      self.checkpointer.close()
-    return RunResult(
-        state=self.strategy.unreplicate(state),
-        metrics={"train": last_train, "eval": last_eval},
-        history=self.writer.records, method=self.method, config=self.config,
-        spec=self.spec, workdir=self.workdir, status=status,
-        stop_signal=stop_signal)
+  def _bad_seeds(self, host: dict[str, np.ndarray], bad: list[str]) -> list[int | None]:
+    """The seeds whose replicas have a non-finite value among `bad` metrics."""
+    if not self.multi:
+      return [None]
+    return sorted({self.seeds[i] for k in bad
+                   for i in np.flatnonzero(~np.isfinite(host[k]))})
 
-  def _note_divergence(self, step: int, host: dict[str, np.ndarray], bad: list[str],
-                       diverged: set[int | None], progress: logs.Progress) -> None:
+  def _note_divergence(self, step: int, bad: list[str],
+                       seeds: list[int | None]) -> None:
     """Logs replicas that turned non-finite for the first time (on_nonfinite=continue)."""
-    if self.multi:
-      seeds = {self.seeds[i] for k in bad for i in np.flatnonzero(~np.isfinite(host[k]))}
-    else:
-      seeds = {None}
-    for seed in sorted(seeds - diverged, key=lambda s: -1 if s is None else s):
-      diverged.add(seed)
+    for seed in sorted(set(seeds) - self.diverged, key=lambda s: -1 if s is None else s):
+      self.diverged.add(seed)
       record = {"step": step, "split": "train", "event": "nonfinite", "metrics": bad}
       if seed is not None:
         record["seed"] = seed
       self.writer.write(record)
-      progress.write(f"non-finite {', '.join(bad)} at step {step}"
-                     + (f" for seed {seed}" if seed is not None else "")
-                     + "; continuing (train.on_nonfinite='continue')")
+      if self._progress is not None:
+        self._progress.write(f"non-finite {', '.join(bad)} at step {step}"
+                             + (f" for seed {seed}" if seed is not None else "")
+                             + "; continuing (train.on_nonfinite='continue')")
 
-  def _nonfinite(self, step: int, host: dict[str, np.ndarray],
-                 bad: list[str]) -> NonFiniteError:
-    where = ""
-    if self.multi:
-      seeds = sorted({self.seeds[i] for k in bad
-                      for i in np.flatnonzero(~np.isfinite(host[k]))})
-      where = f" (seeds {seeds})"
-    values = ", ".join(f"{k}={np.asarray(host[k]).tolist()}" for k in bad)
+  def _nonfinite(self, step: int, host: dict[str, np.ndarray], bad: list[str],
+                 seeds: list[int | None] | None = None) -> NonFiniteError:
+    """The error that stops a run; `bad` == ["state"] for a non-finite state."""
+    seeds = self._bad_seeds(host, bad) if seeds is None else seeds
+    where = f" (seeds {seeds})" if self.multi else ""
+    if bad == ["state"]:
+      what = (f"non-finite parameters or optimizer state after step {step}{where}, "
+              "not saved")
+    else:
+      values = ", ".join(f"{k}={np.asarray(host[k]).tolist()}" for k in bad)
+      what = f"non-finite {', '.join(bad)} at step {step}{where} ({values})"
     saved = (f"the last good checkpoint is step {self.last_checkpoint} in "
              f"{self.workdir / workdir_lib.CHECKPOINT_DIR}"
              if self.last_checkpoint is not None else "no checkpoint was saved")
     self.writer.write({"step": step, "split": "train", "event": "nonfinite",
                        "metrics": bad})
     self.writer.close()
-    return NonFiniteError(
-        f"non-finite {', '.join(bad)} at step {step}{where} ({values}); "
-        f"training stopped; {saved}")
+    return NonFiniteError(f"{what}; training stopped; {saved}")
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _finite_replicas(tree: Any, multi: bool) -> jax.Array:
+  """Whether every float in `tree` is finite: a bool, or one per replica when `multi`."""
+  flags = []
+  for leaf in jax.tree.leaves(tree):
+    if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+      continue
+    finite = jnp.isfinite(leaf)
+    flags.append(finite.reshape(finite.shape[0], -1).all(axis=1) if multi
+                 else finite.all())
+  if not flags:
+    return jnp.ones((), bool)
+  return jnp.stack(flags).all(axis=0)
+
+
+def _saved_config(workdir: str | pathlib.Path) -> dict[str, Any] | None:
+  """The config saved in `workdir`, if it holds a readable one."""
+  path = pathlib.Path(workdir) / workdir_lib.CONFIG_FILE
+  try:
+    return json.loads(path.read_text(encoding="utf-8"))
+  except (OSError, ValueError):
+    return None
 
 
 def _last_loss(window: list[dict[str, np.ndarray]]) -> float | None:
   if not window or "loss" not in window[-1]:
     return None
   return float(np.mean(window[-1]["loss"]))
-
-
-def compile_sample(method: Method, num: int, multi: bool):
-  """The jitted `sample(state, key)` for `num` samples (vmapped when `multi`)."""
-  fn = lambda s, k: method.sample(s, k, num)  # noqa: E731
-  return jax.jit(jax.vmap(fn) if multi else fn)
-
-
-def coverage_metrics(samples: np.ndarray, spec: Any, multi: bool
-                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-  """Mode coverage of samples ([N, 2], or [K, N, 2] per replica) and its protocol."""
-  replicas = samples if multi else samples[None]
-  results = [mode_coverage(r.reshape(len(r), -1), spec.modes, spec.mode_std)
-             for r in replicas]
-  values = {
-      "modes_covered": np.array([r["modes_covered"] for r in results], np.float64),
-      "high_quality_share": np.array([r["high_quality_share"] for r in results]),
-  }
-  if not multi:
-    values = {k: v[0] for k, v in values.items()}
-  protocol = {
-      "samples": int(replicas.shape[1]),
-      "modes": int(len(spec.modes)),
-      "high_quality": "within 3 standard deviations of the nearest mode centre",
-      "covered": "at least 20 high-quality samples at the mode (Lin et al. 2018)",
-      "sample_key": f"fold_in(PRNGKey(seed), {COVERAGE_SALT:#x})",
-  }
-  return values, protocol
-
-
-def compile_evaluate(method: Method, strategy: parallel.Strategy, multi: bool):
-  """The jitted evaluation of one batch (vmapped over replicas when `multi`)."""
-  fn = method.evaluate
-  if multi:
-    fn = jax.vmap(fn, in_axes=(0, None, 0))
-  return strategy.compile_eval(fn)
-
-
-def evaluate_split(eval_fn, state: TrainState, dataset: Any,
-                   strategy: parallel.Strategy, keys: jax.Array, batch_size: int,
-                   split: str = "test") -> tuple[dict[str, np.ndarray], int]:
-  """Exact means of per-example metrics over every example of `split`.
-
-  Padding rows of the last batch are masked out; sums are taken in float64.
-  Returns ({name: mean, or [seeds] means}, number of examples).
-  """
-  strategy.check_batch_size(batch_size)
-  totals: dict[str, np.ndarray] = {}
-  count = 0.0
-  process, processes = jax.process_index(), jax.process_count()
-  for batch in data_lib.eval_batches(dataset, split=split, batch_size=batch_size):
-    if processes > 1:
-      share = batch_size // processes
-      batch = {k: v[process * share:(process + 1) * share] for k, v in batch.items()}
-    device_batch = strategy.put_eval_batch(batch)
-    values = jax.device_get(eval_fn(state, device_batch, keys))
-    mask = np.asarray(jax.device_get(device_batch["mask"]), np.float64)
-    for name, per_example in values.items():
-      per_example = np.asarray(per_example, np.float64)
-      totals[name] = totals.get(name, 0.0) + (per_example * mask).sum(-1)
-    count += mask.sum()
-  return {k: v / count for k, v in totals.items()}, int(count)
-
-
-def eval_protocol(method: Method, spec: Any, config_dict: dict[str, Any], split: str,
-                  count: int, step: int, key_rule: str) -> dict[str, Any]:
-  """How an evaluation was obtained, saved beside its numbers."""
-  data_cfg = config_dict.get("data", {})
-  return {
-      **(method.eval_protocol or {}),
-      "split": split,
-      "num_examples": count,
-      "dataset": spec.name,
-      "data_transforms": {k: data_cfg.get(k) for k in (
-          "scale", "binarize", "dequantize", "flatten") if k in data_cfg},
-      "eval_key": key_rule,
-      "checkpoint_step": step,
-  }
-
-
-def log_eval(writer: logs.MetricWriter, means: dict[str, np.ndarray], seeds: list[int],
-             multi: bool, step: int, split: str, protocol: dict[str, Any]
-             ) -> dict[str, Any]:
-  """Writes one evaluation record per seed; returns floats (lists when multi)."""
-  result = {}
-  for seed, values in _per_seed(means, seeds, multi):
-    record = {"step": step, "split": split, **values, "protocol": protocol}
-    if seed is not None:
-      record["seed"] = seed
-    writer.write(record)
-    result[seed] = values
-  if not multi:
-    return result[None]
-  return {k: [result[s][k] for s in seeds] for k in means}
 
 
 def _collect(means: dict[str, np.ndarray], multi: bool) -> dict[str, Any]:
@@ -626,25 +552,6 @@ def _versions() -> dict[str, str]:
     except md.PackageNotFoundError:
       out[name] = "not installed"
   return out
-
-
-def write_samples(path: pathlib.Path, samples: np.ndarray, spec: Any,
-                  dataset: Any | None = None, title: str = "") -> pathlib.Path:
-  """Writes samples as an image grid, or as a scatter plot for 2-D data."""
-  image_shape = getattr(spec, "image_shape", None)
-  if spec.is_image or image_shape is not None:
-    return grid.save_image_grid(path, grid.as_images(samples, image_shape),
-                                value_range=spec.value_range)
-  samples = np.asarray(samples).reshape(len(samples), -1)
-  if samples.shape[1] == 2:
-    reference = None
-    if dataset is not None:
-      reference = next(iter(data_lib.eval_batches(
-          dataset, split="test", batch_size=min(2000, spec.num_test))))["x"]
-    return grid.save_scatter(path, samples, reference, spec.modes, title)
-  # Other vectors: show them as rows of an image.
-  return grid.save_image_grid(path, samples[:, None, :, None],
-                              columns=1, value_range=spec.value_range)
 
 
 def fit(config: ml_collections.ConfigDict, *, workdir: str | pathlib.Path | None = None,
@@ -677,7 +584,4 @@ def iterate_records(path: str | pathlib.Path) -> Iterator[dict[str, Any]]:
   yield from logs.read_jsonl(pathlib.Path(path) / workdir_lib.METRICS_FILE)
 
 
-__all__ = ["RunResult", "Trainer", "fit", "write_samples", "spec_to_json",
-           "spec_from_json", "example_batch", "iterate_records", "evaluate_split",
-           "compile_evaluate", "compile_sample", "coverage_metrics", "eval_protocol",
-           "log_eval"]
+__all__ = ["RunResult", "Trainer", "fit", "iterate_records"]

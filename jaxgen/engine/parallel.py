@@ -27,8 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxgen.core.collectives import (current_pmap_axis, mean_over_devices,  # noqa: F401
-                                     pmap_axis, sum_over_devices)
+from jaxgen.core.collectives import pmap_axis
 from jaxgen.errors import ConfigError, choices
 
 AXIS = "data"
@@ -93,12 +92,12 @@ class Strategy:
     seed_axis = self.seed_axis if seed_axis is None else seed_axis
     return P(None, AXIS) if seed_axis else P(AXIS)
 
-  def check_batch_size(self, batch_size: int) -> None:
+  def check_batch_size(self, batch_size: int, name: str = "data.batch_size") -> None:
     """Raises when the global batch does not split evenly over devices."""
     total = self.num_devices * (jax.process_count() if self.name == "pmap" else 1)
     if batch_size % total:
       raise ConfigError(
-          f"data.batch_size={batch_size} does not split over {total} devices; "
+          f"{name}={batch_size} does not split over {total} devices; "
           f"use a multiple of {total}")
 
   def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:

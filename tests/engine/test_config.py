@@ -96,3 +96,66 @@ def test_config_file(tmp_path):
   (tmp_path / "empty.py").write_text("x = 1\n")
   with pytest.raises(ConfigError, match="defines no get_config"):
     config_lib.load_config_file(tmp_path / "empty.py")
+
+
+def test_configs_are_locked_so_a_typo_is_an_unknown_key(tmp_path, capsys):
+  config = config_lib.get_config("vae")
+  with pytest.raises(AttributeError, match="cannot be added"):
+    config.model.latnt_dim = 3
+  config.model.latent_dim = 3  # existing keys still change
+  path = tmp_path / "typo.py"
+  path.write_text(
+      "import jaxgen\n"
+      "def get_config():\n"
+      "  config = jaxgen.get_config('vae')\n"
+      "  config.model.latnt_dim = 3\n"
+      "  return config\n")
+  with pytest.raises(ConfigError) as info:
+    config_lib.load_config_file(path)
+  message = str(info.value)
+  assert "unknown config key 'latnt_dim'" in message and "line 4" in message
+  assert "did you mean 'latent_dim'" in message and "\n" not in message
+  from jaxgen import cli  # pylint: disable=import-outside-toplevel
+  assert cli.main(["train", "vae", "--config", str(path)]) == 2
+  err = capsys.readouterr().err
+  assert "unknown config key 'latnt_dim'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_config_file_built_by_hand_is_checked_against_the_defaults(tmp_path):
+  from jaxgen import api  # pylint: disable=import-outside-toplevel
+  path = tmp_path / "by_hand.py"
+  path.write_text(
+      "import ml_collections\n"
+      "import jaxgen\n"
+      "def get_config():\n"
+      "  config = ml_collections.ConfigDict(jaxgen.get_config('vae').to_dict())\n"
+      "  config.model.latnt_dim = 3\n"
+      "  return config\n")
+  with pytest.raises(ConfigError, match=r"unknown config key 'model.latnt_dim' in "
+                     r"config file .*did you mean 'latent_dim'"):
+    api.build_config("vae", config=str(path))
+  good = tmp_path / "good.py"
+  good.write_text(path.read_text().replace("latnt_dim", "latent_dim"))
+  config = api.build_config("vae", config=str(good), overrides=["train.steps=7"])
+  assert config.model.latent_dim == 3 and config.train.steps == 7
+  with pytest.raises(AttributeError):
+    config.model.extra = 1  # locked
+
+
+def test_derived_values_are_resolved_once_and_kept_on_resume():
+  config = config_lib.get_config("vae")
+  config.optim.schedule = "cosine"
+  config.train.steps = 200
+  assert config_lib.resolve_derived(config) == ["optim.decay_steps"]
+  assert config.optim.decay_steps == 200
+  resumed = config_lib.get_config("vae")
+  resumed.optim.schedule = "cosine"
+  resumed.train.steps = 400
+  config_lib.resolve_derived(resumed, saved=config_lib.to_dict(config))
+  assert resumed.optim.decay_steps == 200  # the run's own value, not --steps
+  explicit = config_lib.get_config("vae")
+  explicit.optim.schedule = "cosine"
+  explicit.optim.decay_steps = 50
+  assert config_lib.resolve_derived(explicit) == [] and explicit.optim.decay_steps == 50
+  constant = config_lib.get_config("vae")
+  assert config_lib.resolve_derived(constant) == [] and constant.optim.decay_steps == 0

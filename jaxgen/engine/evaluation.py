@@ -1,0 +1,302 @@
+"""One evaluation path: the evaluators of a method, run on a state.
+
+`fit` (periodic and final evaluation), `jaxgen eval` and `jaxgen.evaluate` all
+call `Evaluation.run`. The evaluators (see `jaxgen.core.evaluators`) are:
+
+* the method's `evaluate`, a per-example evaluator whose protocol
+  (`Method.eval_protocol`) is the top level of the saved protocol;
+* mode coverage, the first sample-based evaluator, on data with known modes
+  (`train.coverage_samples` samples);
+* any in `Method.evaluators` (per-example, sample-based or model-level).
+
+Keys: the per-example keys of example i of a split are
+`fold_in(fold_in(PRNGKey(seed), EVAL_SALT), i)` — computed on the devices from
+the global index carried with the batch, so they are sharded with it and a
+number does not depend on the eval batch size or the device count. Each
+replica of a multi-seed run uses its own seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxgen import data as data_lib
+from jaxgen.core import rng
+from jaxgen.core.evaluators import Evaluator, ModelLevel, PerExample, SampleBased
+from jaxgen.core.state import Method, TrainState
+from jaxgen.engine import logs
+from jaxgen.engine import parallel
+from jaxgen.metrics.mode_coverage import evaluator as mode_coverage_evaluator
+
+# Salts of the fixed evaluation keys, so that they never coincide with training
+# keys and stay the same over a run.
+EVAL_SALT = 0x0E7A1
+SAMPLE_EVAL_SALT = 0xC0FE1  # every sample-based evaluator (mode coverage first)
+MODEL_EVAL_SALT = 0x30DE1
+METHOD_EVALUATOR = "evaluate"
+
+
+def evaluators_for(method: Method, spec: Any, coverage_samples: int
+                   ) -> tuple[Evaluator, ...]:
+  """The evaluators of `method` on data `spec`, in the order they run."""
+  found: list[Evaluator] = []
+  if method.evaluate is not None:
+    found.append(PerExample(METHOD_EVALUATOR, method.evaluate,
+                            dict(method.eval_protocol or {})))
+  if getattr(spec, "modes", None) is not None and coverage_samples:
+    found.append(mode_coverage_evaluator(spec.modes, spec.mode_std, coverage_samples))
+  found.extend(getattr(method, "evaluators", ()) or ())
+  names = [e.name for e in found]
+  if len(set(names)) != len(names):
+    raise ValueError(f"evaluator names must be distinct, got {names}")
+  return tuple(found)
+
+
+def _salt(name: str) -> int:
+  """A fixed salt per evaluator name (for the keys of extra evaluators)."""
+  return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+class Evaluation:
+  """Runs a method's evaluators on states of one run; compiled functions are cached.
+
+  Args:
+    method, spec: the method and its data spec.
+    evaluators: from `evaluators_for`.
+    strategy: where the per-example evaluation runs (`compile_eval`).
+    seeds, multi: the run's seeds; `multi` when states carry a seed axis.
+    batch_size: the evaluation batch size (global).
+    seed: None to key every replica with its own seed (the run's evaluation);
+      else this seed for every replica.
+  """
+
+  def __init__(self, method: Method, spec: Any, evaluators: Sequence[Evaluator], *,
+               strategy: parallel.Strategy, seeds: list[int], multi: bool,
+               batch_size: int, seed: int | None = None):
+    self.method = method
+    self.spec = spec
+    self.evaluators = tuple(evaluators)
+    self.strategy = strategy
+    self.seeds = list(seeds)
+    self.multi = multi
+    self.batch_size = batch_size
+    self.seed = seed
+    self._per_example_fn = None
+    self._sample_fns: dict[int, Any] = {}
+    self._model_fns: dict[str, Any] = {}
+
+  @property
+  def per_example(self) -> list[PerExample]:
+    return [e for e in self.evaluators if isinstance(e, PerExample)]
+
+  def base_keys(self, salt: int) -> tuple[jax.Array, str]:
+    """The key of each replica for `salt` ([2] or [K, 2]) and its rule in words."""
+    if self.seed is None:
+      keys = np.stack([np.asarray(jax.random.fold_in(jax.random.PRNGKey(s), salt))
+                       for s in self.seeds])
+      rule = f"fold_in(PRNGKey(seed), {salt:#x})"
+      if self.multi:
+        rule += " per replica seed"
+    else:
+      key = np.asarray(jax.random.fold_in(jax.random.PRNGKey(self.seed), salt))
+      keys = np.stack([key] * len(self.seeds))
+      rule = f"fold_in(PRNGKey({self.seed}), {salt:#x})"
+      if self.multi:
+        rule += " for every replica"
+    return (keys if self.multi else keys[0]), rule
+
+  # -------------------------------------------------------------- run them
+  def run(self, state: TrainState, dataset: Any | None, step: int,
+          split: str = "test", config_dict: dict[str, Any] | None = None
+          ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Runs every evaluator on `state` (one copy, not pmap-replicated).
+
+    Returns ({name: mean, or [seeds] means}, protocol). `dataset` may be None
+    when there is no per-example evaluator.
+    """
+    means: dict[str, np.ndarray] = {}
+    count = 0
+    eval_keys, eval_rule = self.base_keys(EVAL_SALT)
+    if self.per_example:
+      means, count = self._run_per_example(state, dataset, eval_keys, split)
+    data_cfg = (config_dict or {}).get("data", {})
+    protocol: dict[str, Any] = {
+        **next((dict(e.protocol) for e in self.per_example
+                if e.name == METHOD_EVALUATOR), {}),
+        "split": split,
+        "num_examples": count,
+        "dataset": self.spec.name,
+        "data_transforms": {k: data_cfg.get(k) for k in (
+            "scale", "binarize", "dequantize", "flatten") if k in data_cfg},
+        "eval_key": (f"fold_in({eval_rule}, index of the example in the split), "
+                     "one key per example"),
+        "checkpoint_step": step,
+    }
+    for evaluator in self.evaluators:
+      if isinstance(evaluator, PerExample) and evaluator.name != METHOD_EVALUATOR:
+        protocol[evaluator.name] = {
+            **evaluator.protocol,
+            "eval_key": f"fold_in(fold_in({eval_rule}, {_salt(evaluator.name):#x}), "
+                        "index of the example in the split)"}
+      elif isinstance(evaluator, SampleBased):
+        values, protocol[evaluator.name] = self._run_sample_based(evaluator, state)
+        _merge(means, values, evaluator.name)
+      elif isinstance(evaluator, ModelLevel):
+        values, protocol[evaluator.name] = self._run_model_level(evaluator, state)
+        _merge(means, values, evaluator.name)
+    return means, protocol
+
+  def _compiled_per_example(self):
+    if self._per_example_fn is None:
+      evaluators = self.per_example
+
+      def per_batch(state, batch, base_key):
+        index = batch["index"]
+        inputs = {k: v for k, v in batch.items() if k != "index"}
+        out: dict[str, jax.Array] = {}
+        for evaluator in evaluators:
+          key = (base_key if evaluator.name == METHOD_EVALUATOR
+                 else jax.random.fold_in(base_key, _salt(evaluator.name)))
+          _merge(out, evaluator.fn(state, inputs, rng.index_keys(key, index)),
+                 evaluator.name)
+        return out
+
+      fn = jax.vmap(per_batch, in_axes=(0, None, 0)) if self.multi else per_batch
+      self._per_example_fn = self.strategy.compile_eval(fn)
+    return self._per_example_fn
+
+  def _run_per_example(self, state: TrainState, dataset: Any, keys: jax.Array,
+                       split: str) -> tuple[dict[str, np.ndarray], int]:
+    """Exact means of per-example values over every example of `split`.
+
+    Padding rows of the last batch are masked out; sums are taken in float64.
+    """
+    batch_size = self.batch_size
+    self.strategy.check_batch_size(batch_size, "the evaluation batch size")
+    eval_fn = self._compiled_per_example()
+    totals: dict[str, np.ndarray] = {}
+    count = 0.0
+    process, processes = jax.process_index(), jax.process_count()
+    batches = data_lib.eval_batches(dataset, split=split, batch_size=batch_size)
+    for start, batch in zip(range(0, 1 << 62, batch_size), batches):
+      # The global index of every row (padding rows run past the split and
+      # are masked out), sharded with the batch.
+      batch = {**batch, "index": np.arange(start, start + batch_size, dtype=np.int32)}
+      if processes > 1:
+        share = batch_size // processes
+        batch = {k: v[process * share:(process + 1) * share] for k, v in batch.items()}
+      device_batch = self.strategy.put_eval_batch(batch)
+      values = jax.device_get(eval_fn(state, device_batch, keys))
+      mask = np.asarray(jax.device_get(device_batch["mask"]), np.float64)
+      for name, per_example in values.items():
+        per_example = np.asarray(per_example, np.float64)
+        totals[name] = totals.get(name, 0.0) + (per_example * mask).sum(-1)
+      count += mask.sum()
+    return {k: v / count for k, v in totals.items()}, int(count)
+
+  def _replicas(self, state: TrainState) -> list[TrainState]:
+    if not self.multi:
+      return [state]
+    return [jax.tree.map(lambda x, i=i: x[i], state) for i in range(len(self.seeds))]
+
+  def _run_sample_based(self, evaluator: SampleBased, state: TrainState
+                        ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Draws `num_samples` per replica in chunks and feeds them to the evaluator."""
+    keys, rule = self.base_keys(SAMPLE_EVAL_SALT)
+    sizes = evaluator.chunk_sizes()
+    for size in sizes:
+      if size not in self._sample_fns:
+        self._sample_fns[size] = jax.jit(
+            lambda s, k, n=size: self.method.sample(s, k, n))
+
+    def chunks(replica: TrainState, key: jax.Array) -> Iterator[np.ndarray]:
+      for c, size in enumerate(sizes):
+        chunk_key = key if len(sizes) == 1 else jax.random.fold_in(key, c)
+        yield np.asarray(jax.device_get(self._sample_fns[size](replica, chunk_key)))
+
+    replica_keys = keys if self.multi else keys[None]
+    results = [evaluator.fn(chunks(r, replica_keys[i]))
+               for i, r in enumerate(self._replicas(state))]
+    protocol = {
+        **evaluator.protocol,
+        "samples": evaluator.num_samples,
+        "chunk_size": evaluator.chunk_size,
+        "sample_key": rule + ("" if len(sizes) == 1 else "; chunk c: fold_in(key, c)"),
+    }
+    return self._stack(results), protocol
+
+  def _run_model_level(self, evaluator: ModelLevel, state: TrainState
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    keys, rule = self.base_keys(MODEL_EVAL_SALT)
+    if evaluator.name not in self._model_fns:
+      self._model_fns[evaluator.name] = jax.jit(evaluator.fn)
+    fn = self._model_fns[evaluator.name]
+    replica_keys = keys if self.multi else keys[None]
+    results = [jax.device_get(fn(r, jax.random.fold_in(replica_keys[i],
+                                                       _salt(evaluator.name))))
+               for i, r in enumerate(self._replicas(state))]
+    protocol = {**evaluator.protocol,
+                "key": f"fold_in({rule}, {_salt(evaluator.name):#x})"}
+    return self._stack(results), protocol
+
+  def _stack(self, results: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """{name: value} per replica -> {name: value, or [K] values when multi}."""
+    stacked = {k: np.array([np.asarray(r[k], np.float64) for r in results])
+               for k in results[0]}
+    return stacked if self.multi else {k: v[0] for k, v in stacked.items()}
+
+
+def _merge(into: dict[str, Any], values: dict[str, Any], source: str) -> None:
+  clash = set(into) & set(values)
+  if clash:
+    raise ValueError(f"evaluator {source!r} returns {sorted(clash)}, which another "
+                     "evaluator already returned")
+  into.update(values)
+
+
+def log_eval(writer: logs.MetricWriter, means: dict[str, np.ndarray], seeds: list[int],
+             multi: bool, step: int, split: str, protocol: dict[str, Any]
+             ) -> dict[str, Any]:
+  """Writes one evaluation record per seed; returns floats (lists when multi)."""
+  result = {}
+  for seed, values in logs.per_seed(means, seeds, multi):
+    record = {"step": step, "split": split, **values, "protocol": protocol}
+    if seed is not None:
+      record["seed"] = seed
+    writer.write(record)
+    result[seed] = values
+  if not multi:
+    return result[None]
+  return {k: [result[s][k] for s in seeds] for k in means}
+
+
+def json_safe(value: Any) -> Any:
+  """`value` with every NaN/Inf float replaced by None (JSON has no NaN)."""
+  if isinstance(value, (np.floating, np.integer)):
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [json_safe(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return json_safe(value.tolist())
+  return value
+
+
+def write_eval_file(path: pathlib.Path, step: int, seeds: list[int],
+                    metrics: dict[str, Any], protocol: dict[str, Any]) -> None:
+  """Writes eval.json: the numbers and their protocol; NaN/Inf become null."""
+  content = json_safe({"step": step, "seeds": seeds, "metrics": metrics,
+                       "protocol": protocol})
+  path.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n",
+                  encoding="utf-8")

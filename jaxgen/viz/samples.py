@@ -1,0 +1,45 @@
+"""What a run writes as pictures: sample grids, 2-D scatters, reconstructions."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from jaxgen.viz import grid
+
+
+def shows_images(spec: Any) -> bool:
+  """Whether examples of `spec` are images (also when flattened)."""
+  return bool(spec.is_image or getattr(spec, "image_shape", None) is not None)
+
+
+def write_samples(path: str | pathlib.Path, samples: np.ndarray, spec: Any,
+                  reference: np.ndarray | None = None,
+                  title: str = "") -> pathlib.Path:
+  """Writes samples as an image grid, or as a scatter plot for 2-D data.
+
+  `reference`: data points drawn under a 2-D scatter (e.g. test examples).
+  """
+  path = pathlib.Path(path)
+  image_shape = getattr(spec, "image_shape", None)
+  if shows_images(spec):
+    return grid.save_image_grid(path, grid.as_images(samples, image_shape),
+                                value_range=spec.value_range)
+  samples = np.asarray(samples).reshape(len(samples), -1)
+  if samples.shape[1] == 2:
+    return grid.save_scatter(path, samples, reference, spec.modes, title)
+  # Other vectors: show them as rows of an image.
+  return grid.save_image_grid(path, samples[:, None, :, None],
+                              columns=1, value_range=spec.value_range)
+
+
+def write_reconstructions(path: str | pathlib.Path, originals: np.ndarray,
+                          reconstructions: np.ndarray, spec: Any,
+                          columns: int = 8) -> pathlib.Path:
+  """Writes originals and their reconstructions in alternating rows."""
+  image_shape = getattr(spec, "image_shape", None)
+  return grid.save_pairs(path, grid.as_images(originals, image_shape),
+                         grid.as_images(reconstructions, image_shape),
+                         columns=columns, value_range=spec.value_range)
