@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import jaxgen  # noqa: E402
 from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
-from jaxgen.families.gan import settings as gan_settings  # noqa: E402
+from jaxgen.families.gan import objectives as gan_objectives  # noqa: E402
 from jaxgen.metrics import mode_coverage  # noqa: E402
 
 DATASETS = ("toy2d:ring8", "toy2d:grid25")
@@ -94,7 +94,7 @@ def study_config(name: str, data: str, overrides: list[str], steps: int, seeds: 
       "train.eval_batch_size=2000", "train.checkpoint_every=0", "train.keep_checkpoints=1",
       *overrides])
   objective = config.model.objective
-  lr = gan_settings.OBJECTIVES[objective]["optim"]["learning_rate"] * LR_MULTIPLIER
+  lr = gan_objectives.OBJECTIVES[objective].optim["learning_rate"] * LR_MULTIPLIER
   config.generator_optim.learning_rate = lr
   config.discriminator_optim.learning_rate = lr * D_LR_RATIO.get(name, 1.0)
   config.train.steps = steps

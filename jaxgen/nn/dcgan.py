@@ -82,9 +82,15 @@ class VirtualBatchNorm(nn.Module):
     return normalized * scale + bias
 
 
-def _norm(kind: str, train: bool, num_reference: int, axis_name: str | None,
-          name: str):
-  """The normalization layer `kind` names (identity for 'none')."""
+def normalization(kind: str, train: bool, num_reference: int, axis_name: str | None,
+                  name: str):
+  """The normalization layer `kind` names, as a function of x (identity for 'none').
+
+  'batch' (running averages with BATCH_NORM_MOMENTUM, statistics over
+  `axis_name` under pmap), 'virtual' (the first `num_reference` rows are the
+  reference batch), 'layer' or 'none'. Shared by the DCGAN networks and the
+  GAN family's MLPs.
+  """
   if kind == "batch":
     return lambda x: nn.BatchNorm(use_running_average=not train,
                                   momentum=BATCH_NORM_MOMENTUM,
@@ -131,12 +137,14 @@ class DCGANGenerator(nn.Module):
     bias = self.norm not in ("batch", "virtual")
     x = nn.Dense(math.prod(base), use_bias=bias, name="project")(z)
     x = x.reshape((z.shape[0],) + base)
-    x = nn.relu(_norm(self.norm, train, num_reference, self.axis_name, "norm_project")(x))
+    x = nn.relu(normalization(self.norm, train, num_reference, self.axis_name,
+                              "norm_project")(x))
     size = (self.kernel_size, self.kernel_size)
     for i in range(1, levels):
       x = PhaseConvTranspose(self.channels[i], size, strides=(2, 2), padding="SAME",
                              use_bias=bias, name=f"up_{i - 1}")(x)
-      x = nn.relu(_norm(self.norm, train, num_reference, self.axis_name, f"norm_{i - 1}")(x))
+      x = nn.relu(normalization(self.norm, train, num_reference, self.axis_name,
+                                f"norm_{i - 1}")(x))
     x = PhaseConvTranspose(out_channels, size, strides=(2, 2), padding="SAME",
                            name=f"up_{levels - 1}")(x)
     return jnp.tanh(x) if self.output_activation == "tanh" else x
@@ -172,7 +180,7 @@ class DCGANDiscriminator(nn.Module):
       x = nn.Conv(width, size, strides=(2, 2), padding="SAME", use_bias=not normalized,
                   name=f"conv_{i}")(x)
       if i > 0:
-        x = _norm(self.norm, train, 0, self.axis_name, f"norm_{i}")(x)
+        x = normalization(self.norm, train, 0, self.axis_name, f"norm_{i}")(x)
       x = nn.leaky_relu(x, self.negative_slope)
     features = x.reshape(x.shape[0], -1)
     if not self.outputs:

@@ -6,12 +6,20 @@ Methods (registered on import): `gan` (any `model.objective`), `cgan`, `acgan`,
   config = jaxgen.get_config("gan", "toy2d:ring8")
   config.model.objective = "wgan_gp"        # its published defaults follow
   result = jaxgen.fit(config)
+
+Modules: `losses` (pure per-example losses), `objectives` (the objective
+table), `conditioning` (the kinds as strategies), `updates` (model_state
+updates), `players` (networks and each player's loss), `step` (train steps),
+`method` (make, init, sample, evaluate), `settings`, `networks`, `tricks`.
 """
 
-from jaxgen.families.gan import losses, networks, settings, tricks
+from jaxgen.families.gan import (conditioning, losses, networks, objectives, players,
+                                 settings, step, tricks, updates)
 from jaxgen.families.gan import method  # registers the methods
 from jaxgen.families.gan.method import make
-from jaxgen.families.gan.settings import OBJECTIVES, default_config
+from jaxgen.families.gan.objectives import OBJECTIVES, Hyperparameter, Objective, register
+from jaxgen.families.gan.settings import default_config
 
-__all__ = ["OBJECTIVES", "default_config", "losses", "make", "method", "networks",
-           "settings", "tricks"]
+__all__ = ["OBJECTIVES", "Hyperparameter", "Objective", "conditioning", "default_config",
+           "losses", "make", "method", "networks", "objectives", "players", "register",
+           "settings", "step", "tricks", "updates"]

@@ -6,8 +6,8 @@ discriminator's and the generator's losses are both written to be *minimized*.
 unbounded scores for LSGAN, WGAN and hinge, energies for EBGAN and BEGAN,
 variational-function outputs V for f-GAN.
 
-  d = losses.minimax_discriminator(real_logits=d_real, fake_logits=d_fake)
-  g = losses.non_saturating_generator(fake_logits=d_fake)
+  d = losses.minimax_discriminator(real=d_real, fake=d_fake)
+  g = losses.non_saturating_generator(fake=d_fake)
   gp = losses.gradient_penalty(critic=lambda x: D(x), x=x_hat)   # [B]
 """
 
@@ -20,6 +20,7 @@ from typing import NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxgen.errors import ConfigError, choices
 
@@ -38,66 +39,66 @@ def sigmoid_cross_entropy(*, logits: Array, targets: Array | float) -> Array:
   return targets * jax.nn.softplus(-logits) + (1.0 - targets) * jax.nn.softplus(logits)
 
 
-def minimax_discriminator(*, real_logits: Array, fake_logits: Array,
+def minimax_discriminator(*, real: Array, fake: Array,
                           real_target: float = 1.0) -> Array:
   """-log D(x) - log(1 - D(G(z))) (Goodfellow et al. 2014, eq. 1), D = σ(logit).
 
   `real_target` < 1 is one-sided label smoothing (Salimans et al. 2016): the
   real examples' cross-entropy target becomes real_target, the fakes' stays 0.
   """
-  _same_shape(real_logits=real_logits, fake_logits=fake_logits)
-  return (sigmoid_cross_entropy(logits=real_logits, targets=real_target)
-          + sigmoid_cross_entropy(logits=fake_logits, targets=0.0))
+  _same_shape(real=real, fake=fake)
+  return (sigmoid_cross_entropy(logits=real, targets=real_target)
+          + sigmoid_cross_entropy(logits=fake, targets=0.0))
 
 
-def minimax_generator(*, fake_logits: Array) -> Array:
+def minimax_generator(*, fake: Array) -> Array:
   """log(1 - D(G(z))): the saturating generator loss of the minimax game."""
-  chex.assert_rank(fake_logits, 1)
-  return -jax.nn.softplus(fake_logits)
+  chex.assert_rank(fake, 1)
+  return -jax.nn.softplus(fake)
 
 
-def non_saturating_generator(*, fake_logits: Array) -> Array:
+def non_saturating_generator(*, fake: Array) -> Array:
   """-log D(G(z)) (Goodfellow et al. 2014, section 3): strong early gradients."""
-  chex.assert_rank(fake_logits, 1)
-  return jax.nn.softplus(-fake_logits)
+  chex.assert_rank(fake, 1)
+  return jax.nn.softplus(-fake)
 
 
 # ------------------------------------------------------------------- LSGAN
-def lsgan_discriminator(*, real_scores: Array, fake_scores: Array, a: float = 0.0,
+def lsgan_discriminator(*, real: Array, fake: Array, a: float = 0.0,
                         b: float = 1.0) -> Array:
   """½(D(x) - b)² + ½(D(G(z)) - a)² (Mao et al. 2017, eq. 2; a-b-c = 0-1-1)."""
-  _same_shape(real_scores=real_scores, fake_scores=fake_scores)
-  return 0.5 * (real_scores - b) ** 2 + 0.5 * (fake_scores - a) ** 2
+  _same_shape(real=real, fake=fake)
+  return 0.5 * (real - b) ** 2 + 0.5 * (fake - a) ** 2
 
 
-def lsgan_generator(*, fake_scores: Array, c: float = 1.0) -> Array:
+def lsgan_generator(*, fake: Array, c: float = 1.0) -> Array:
   """½(D(G(z)) - c)² (Mao et al. 2017, eq. 2)."""
-  chex.assert_rank(fake_scores, 1)
-  return 0.5 * (fake_scores - c) ** 2
+  chex.assert_rank(fake, 1)
+  return 0.5 * (fake - c) ** 2
 
 
 # -------------------------------------------------------- WGAN and hinge
-def wasserstein_critic(*, real_scores: Array, fake_scores: Array) -> Array:
+def wasserstein_critic(*, real: Array, fake: Array) -> Array:
   """D(G(z)) - D(x): the negative of the Kantorovich-Rubinstein estimate."""
-  _same_shape(real_scores=real_scores, fake_scores=fake_scores)
-  return fake_scores - real_scores
+  _same_shape(real=real, fake=fake)
+  return fake - real
 
 
-def wasserstein_generator(*, fake_scores: Array) -> Array:
+def wasserstein_generator(*, fake: Array) -> Array:
   """-D(G(z)) (Arjovsky et al. 2017, algorithm 1); also hinge's generator loss."""
-  chex.assert_rank(fake_scores, 1)
-  return -fake_scores
+  chex.assert_rank(fake, 1)
+  return -fake
 
 
-def hinge_discriminator(*, real_scores: Array, fake_scores: Array) -> Array:
+def hinge_discriminator(*, real: Array, fake: Array) -> Array:
   """max(0, 1 - D(x)) + max(0, 1 + D(G(z))) (Lim & Ye 2017; Miyato et al. 2018)."""
-  _same_shape(real_scores=real_scores, fake_scores=fake_scores)
-  return jax.nn.relu(1.0 - real_scores) + jax.nn.relu(1.0 + fake_scores)
+  _same_shape(real=real, fake=fake)
+  return jax.nn.relu(1.0 - real) + jax.nn.relu(1.0 + fake)
 
 
-def hinge_generator(*, fake_scores: Array) -> Array:
+def hinge_generator(*, fake: Array) -> Array:
   """-D(G(z)) (Miyato et al. 2018, eq. 17)."""
-  return wasserstein_generator(fake_scores=fake_scores)
+  return wasserstein_generator(fake=fake)
 
 
 # ---------------------------------------------------- energy-based games
@@ -112,17 +113,17 @@ def reconstruction_energy(*, x: Array, reconstruction: Array, power: float = 2.0
   return jnp.mean(diff**power, axis=-1)
 
 
-def ebgan_discriminator(*, real_energy: Array, fake_energy: Array,
+def ebgan_discriminator(*, real: Array, fake: Array,
                         margin: float) -> Array:
   """D(x) + max(0, m - D(G(z))) (Zhao et al. 2017, eq. 1)."""
-  _same_shape(real_energy=real_energy, fake_energy=fake_energy)
-  return real_energy + jax.nn.relu(margin - fake_energy)
+  _same_shape(real=real, fake=fake)
+  return real + jax.nn.relu(margin - fake)
 
 
-def ebgan_generator(*, fake_energy: Array) -> Array:
+def ebgan_generator(*, fake: Array) -> Array:
   """D(G(z)) (Zhao et al. 2017, eq. 2), before the pull-away term."""
-  chex.assert_rank(fake_energy, 1)
-  return fake_energy
+  chex.assert_rank(fake, 1)
+  return fake
 
 
 def pull_away_term(*, codes: Array) -> Array:
@@ -141,16 +142,16 @@ def pull_away_term(*, codes: Array) -> Array:
   return (jnp.sum(cos2, axis=1) - jnp.diagonal(cos2)) / (b - 1)
 
 
-def began_discriminator(*, real_loss: Array, fake_loss: Array, k: Array | float) -> Array:
-  """L(x) - k_t L(G(z)) (Berthelot et al. 2017, eq. 4)."""
-  _same_shape(real_loss=real_loss, fake_loss=fake_loss)
-  return real_loss - k * fake_loss
+def began_discriminator(*, real: Array, fake: Array, k: Array | float) -> Array:
+  """L(x) - k_t L(G(z)) (Berthelot et al. 2017, eq. 4); L the L1 energies."""
+  _same_shape(real=real, fake=fake)
+  return real - k * fake
 
 
-def began_generator(*, fake_loss: Array) -> Array:
+def began_generator(*, fake: Array) -> Array:
   """L(G(z)) (Berthelot et al. 2017, eq. 4)."""
-  chex.assert_rank(fake_loss, 1)
-  return fake_loss
+  chex.assert_rank(fake, 1)
+  return fake
 
 
 def began_controller(*, k: Array, real_loss: Array, fake_loss: Array, gamma: float,
@@ -219,10 +220,9 @@ def r1_penalty(*, critic: Callable[[Array], Array], x: Array, gamma: float) -> A
 
 
 def softmax_cross_entropy(*, logits: Array, labels: Array) -> Array:
-  """-log softmax(logits)[label]: logits [B, C], labels int [B] -> [B]."""
+  """-log softmax(logits)[label]: logits [B, C], labels int [B] -> [B] (optax's)."""
   chex.assert_rank(logits, 2)
-  log_probs = jax.nn.log_softmax(logits)
-  return -jnp.take_along_axis(log_probs, labels[:, None].astype(jnp.int32), axis=1)[:, 0]
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels.astype(jnp.int32))
 
 
 # ------------------------------------------------------------------ f-GAN
@@ -381,6 +381,7 @@ _DIVERGENCES = {
         conjugate_of_activation=lambda v: jax.nn.softplus(v)),
 }
 DIVERGENCES = tuple(_DIVERGENCES) + ("alpha",)
+FGAN_GENERATOR = ("saddle", "alternative")
 
 
 def divergence(name: str, alpha: float = 0.5) -> Divergence:
@@ -392,24 +393,36 @@ def divergence(name: str, alpha: float = 0.5) -> Divergence:
   return _DIVERGENCES[name]
 
 
-def fgan_discriminator(*, real_v: Array, fake_v: Array, divergence: Divergence) -> Array:
-  """-(g_f(V(x)) - f*(g_f(V(G(z))))): minus the variational bound F (eq. 6)."""
-  _same_shape(real_v=real_v, fake_v=fake_v)
-  return divergence.conjugate_of_activation(fake_v) - divergence.activation(real_v)
+def _as_divergence(value: str | Divergence, alpha: float) -> Divergence:
+  """A Divergence given itself or its name (resolved at trace time: plain Python)."""
+  return value if isinstance(value, Divergence) else divergence(value, alpha)
 
 
-def fgan_generator(*, fake_v: Array, divergence: Divergence,
-                   mode: str = "saddle") -> Array:
+def fgan_discriminator(*, real: Array, fake: Array, divergence: str | Divergence,
+                       alpha: float = 0.5) -> Array:
+  """-(g_f(V(x)) - f*(g_f(V(G(z))))): minus the variational bound F (eq. 6).
+
+  `divergence`: a `Divergence` or its name in DIVERGENCES (`alpha` for 'alpha').
+  """
+  _same_shape(real=real, fake=fake)
+  div = _as_divergence(divergence, alpha)
+  return div.conjugate_of_activation(fake) - div.activation(real)
+
+
+def fgan_generator(*, fake: Array, divergence: str | Divergence, alpha: float = 0.5,
+                   fgan_generator: str = "saddle") -> Array:
   """The generator's part of F, to minimize.
 
-  mode='saddle': -f*(g_f(V(G(z)))), the saddle-point objective F itself;
-  'alternative': -g_f(V(G(z))), the non-saturating variant Nowozin et al.
-  2016 (section 3.2) propose for faster training, as Goodfellow et al. did.
+  fgan_generator='saddle': -f*(g_f(V(G(z)))), the saddle-point objective F
+  itself; 'alternative': -g_f(V(G(z))), the non-saturating variant Nowozin
+  et al. 2016 (section 3.2) propose for faster training, as Goodfellow et al.
+  did. (The keyword is named after its config key, `model.fgan_generator`.)
   """
-  chex.assert_rank(fake_v, 1)
-  if mode == "saddle":
-    return -divergence.conjugate_of_activation(fake_v)
-  if mode == "alternative":
-    return -divergence.activation(fake_v)
-  raise ConfigError(f"model.fgan_generator={mode!r} is not one of "
-                    f"{choices(('saddle', 'alternative'))}")
+  chex.assert_rank(fake, 1)
+  div = _as_divergence(divergence, alpha)
+  if fgan_generator == "saddle":
+    return -div.conjugate_of_activation(fake)
+  if fgan_generator == "alternative":
+    return -div.activation(fake)
+  raise ConfigError(f"model.fgan_generator={fgan_generator!r} is not one of "
+                    f"{choices(FGAN_GENERATOR)}")

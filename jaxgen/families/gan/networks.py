@@ -25,8 +25,7 @@ import jax.numpy as jnp
 from jaxgen import nn as jnn
 from jaxgen.core import rng
 from jaxgen.families.gan.tricks import MinibatchDiscrimination
-from jaxgen.nn.dcgan import (BATCH_NORM_MOMENTUM, DCGANDiscriminator,
-                             DCGANGenerator, VirtualBatchNorm)
+from jaxgen.nn.dcgan import DCGANDiscriminator, DCGANGenerator, normalization
 from jaxgen.nn.style import StyleGenerator
 
 Array = jax.Array
@@ -38,18 +37,6 @@ def to_range(x: Array, value_range: tuple[float, float]) -> Array:
   if (lo, hi) == (-1.0, 1.0):
     return x
   return lo + (hi - lo) * (x + 1.0) / 2.0
-
-
-def _normalize(kind: str, train: bool, num_reference: int, axis_name: str | None,
-               name: str):
-  if kind == "batch":
-    return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
-                        axis_name=axis_name, name=name)
-  if kind == "virtual":
-    return VirtualBatchNorm(num_reference, name=name)
-  if kind == "layer":
-    return nn.LayerNorm(name=name)
-  return lambda x: x
 
 
 class MLPGenerator(nn.Module):
@@ -71,7 +58,7 @@ class MLPGenerator(nn.Module):
       for i, width in enumerate(self.hidden):
         # No bias before (virtual) batch norm: the normalization removes it.
         h = nn.Dense(width, use_bias=False, name=f"dense_{i}")(h)
-        h = nn.relu(_normalize(self.norm, train, num_reference, self.axis_name,
+        h = nn.relu(normalization(self.norm, train, num_reference, self.axis_name,
                                f"norm_{i}")(h))
       h = nn.Dense(size, name="output")(h)
     return h.reshape((z.shape[0],) + tuple(self.output_shape))
@@ -182,7 +169,7 @@ class Discriminator(nn.Module):
       # make D blind to a shift of the whole batch (e.g. G's output bias).
       norm = self.norm if i > 0 else "none"
       h = nn.Dense(width, use_bias=norm != "batch", name=f"dense_{i}")(h)
-      h = _normalize(norm, train, 0, self.axis_name, f"norm_{i}")(h)
+      h = normalization(norm, train, 0, self.axis_name, f"norm_{i}")(h)
       h = nn.leaky_relu(h, self.negative_slope)
       h = self._dropout(self._noise(h, self.hidden_noise, train), train)
     return h

@@ -1,24 +1,33 @@
-"""GAN configs: each objective's published defaults, and checking a config.
+"""GAN configs: defaults, and resolving a config into typed, frozen settings.
 
 Keys whose default is None mean "the chosen objective's published value": the
-optimizers, `model.n_critic`, `model.clip`, `model.penalty_weight`, EBGAN's
-margin and pull-away weight, BEGAN's γ and λ_k, the discriminator's
-normalization. `resolve` fills them from `OBJECTIVES` when the method is made,
-so `--set model.objective=wgan` alone gives RMSProp(5e-5), clip 0.01 and five
-critic steps; any key the user sets wins. Settings that do not apply to the
-chosen objective or conditioning are refused with a one-line ConfigError.
+optimizers, `model.n_critic`, the objective's hyperparameters (`model.clip`,
+`penalty_weight`, EBGAN's `margin` and `pull_away_weight`, BEGAN's γ and λ_k,
+f-GAN's `divergence`, `alpha` and `fgan_generator`) and the networks'
+normalization. `resolve` fills them from `objectives.OBJECTIVES` when the
+method is made, so `--set model.objective=wgan` alone gives RMSProp(5e-5),
+clip 0.01 and five critic steps; any key the user sets wins.
+
+Every key has a declared type and range (the `*Section` dataclasses below and
+each objective's `Hyperparameter`s), checked with `jaxgen.core.settings`
+whether or not its default is None; settings that do not apply to the chosen
+objective or conditioning are refused. Each problem is one ConfigError line,
+raised in `make`, before anything is written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import ml_collections
 
 from jaxgen.core import optim
+from jaxgen.core import settings as core_settings
+from jaxgen.core.settings import field
 from jaxgen.errors import ConfigError, choices
-from jaxgen.families.gan import losses
+from jaxgen.families.gan import objectives
 from jaxgen.nn import check_image_shape
 
 KINDS = ("gan", "cgan", "acgan", "infogan", "ssgan")
@@ -27,65 +36,13 @@ GENERATOR_NORMS = ("none", "batch", "layer")
 DISCRIMINATOR_NORMS = ("none", "batch", "layer")
 CRITIC_DATA = ("reuse", "split")
 SAMPLE_FROM = ("ema", "generator")
-FGAN_GENERATOR = ("saddle", "alternative")
-
-# Objectives whose discriminator loss is a binary cross-entropy (label
-# smoothing applies), with a gradient penalty, or with an autoencoder critic.
-CROSS_ENTROPY = ("non_saturating", "minimax", "dragan")
-PENALIZED = ("wgan_gp", "dragan")
-AUTOENCODER = ("ebgan", "began")
-
-
-def _adam(learning_rate: float, b1: float, b2: float = 0.999) -> dict[str, Any]:
-  return dict(name="adam", learning_rate=learning_rate, b1=b1, b2=b2)
-
-
-# name -> (paper, optimizer for both players, n_critic, other model defaults).
-OBJECTIVES: dict[str, dict[str, Any]] = {
-    "non_saturating": dict(
-        paper="Goodfellow et al. 2014 (-log D(G(z))); Adam of Radford et al. 2016",
-        optim=_adam(2e-4, 0.5), n_critic=1),
-    "minimax": dict(
-        paper="Goodfellow et al. 2014 (saturating log(1 - D(G(z)))); Adam of "
-              "Radford et al. 2016",
-        optim=_adam(2e-4, 0.5), n_critic=1),
-    "lsgan": dict(paper="Mao et al. 2017 (a, b, c = 0, 1, 1)",
-                  optim=_adam(2e-4, 0.5), n_critic=1),
-    "wgan": dict(paper="Arjovsky et al. 2017 (RMSProp, decay 0.99 as in Torch)",
-                 optim=dict(name="rmsprop", learning_rate=5e-5, decay=0.99),
-                 n_critic=5, clip=0.01),
-    "wgan_gp": dict(paper="Gulrajani et al. 2017 (algorithm 1)",
-                    optim=_adam(1e-4, 0.0, 0.9), n_critic=5, penalty_weight=10.0),
-    "dragan": dict(paper="Kodali et al. 2017 (reference code)",
-                   optim=_adam(1e-4, 0.5, 0.9), n_critic=1, penalty_weight=10.0),
-    "hinge": dict(paper="Lim & Ye 2017; Miyato et al. 2018 (n_dis = 5, β = (0, 0.9))",
-                  optim=_adam(2e-4, 0.0, 0.9), n_critic=5),
-    "ebgan": dict(paper="Zhao et al. 2017 (margin on per-value MSE energies, "
-                        "pull-away weight 0.1)",
-                  optim=_adam(1e-3, 0.5), n_critic=1, margin=1.0, pull_away_weight=0.1),
-    "began": dict(paper="Berthelot et al. 2017 (γ = 0.5, λ_k = 0.001, k_0 = 0)",
-                  optim=_adam(1e-4, 0.5), n_critic=1, began_gamma=0.5,
-                  began_lambda_k=0.001),
-    "fgan": dict(paper="Nowozin et al. 2016", optim=_adam(2e-4, 0.5), n_critic=1),
-}
-OBJECTIVE_NAMES = tuple(OBJECTIVES)
-# Model keys that only some objectives read: key -> objectives that read it.
-OBJECTIVE_KEYS = {
-    "clip": ("wgan",),
-    "penalty_weight": PENALIZED,
-    "margin": ("ebgan",),
-    "pull_away_weight": ("ebgan",),
-    "began_gamma": ("began",),
-    "began_lambda_k": ("began",),
-    "divergence": ("fgan",),
-    "alpha": ("fgan",),
-}
 
 
 def objectives_help() -> str:
   """One line naming every objective (for the registry and errors)."""
-  return (", ".join(OBJECTIVE_NAMES[:-1]) + ", fgan (model.divergence="
-          + "|".join(losses.DIVERGENCES) + ")")
+  names = [n for n in objectives.OBJECTIVES if n != "fgan"]
+  return ", ".join(names) + ", fgan (model.divergence=" + "|".join(
+      objectives.OBJECTIVES["fgan"].hyperparameters["divergence"].choices) + ")"
 
 
 def _optim_section() -> ml_collections.ConfigDict:
@@ -98,10 +55,7 @@ def default_config(kind: str, data: str) -> ml_collections.ConfigDict:
   vectors = data.startswith("toy2d:")
   small = data == "digits"
   model = dict(
-      objective="non_saturating",   # see OBJECTIVES; fgan takes model.divergence
-      divergence=None,              # fgan: one of losses.DIVERGENCES (default 'gan')
-      alpha=None,                   # fgan divergence='alpha': α ∉ {0, 1} (default 0.5)
-      fgan_generator="alternative",  # 'saddle' (-f*(g(V))) or 'alternative' (-g(V))
+      objective="non_saturating",   # see objectives.OBJECTIVES
       architecture="mlp" if vectors else "dcgan",  # 'mlp', 'dcgan' or 'style'
       latent_dim=8 if vectors else (32 if small else 64),
       generator_hidden=(128, 128),      # mlp widths
@@ -114,12 +68,6 @@ def default_config(kind: str, data: str) -> ml_collections.ConfigDict:
       n_critic=None,             # discriminator updates per generator update
       critic_data="reuse",       # 'reuse' the batch for every critic step, or
                                  # 'split' it into n_critic minibatches
-      clip=None,                 # wgan: weight clipping bound
-      penalty_weight=None,       # wgan_gp, dragan: λ
-      margin=None,               # ebgan
-      pull_away_weight=None,     # ebgan: λ_PT
-      began_gamma=None,          # began: diversity ratio γ
-      began_lambda_k=None,       # began: k_t learning rate
       code_dim=32,               # ebgan/began autoencoder code size
       style_dim=64,              # style: w size
       mapping_layers=3,          # style: mapping network depth
@@ -130,6 +78,9 @@ def default_config(kind: str, data: str) -> ml_collections.ConfigDict:
       discriminator_hidden_noise=0.0,  # on D's hidden layers (mlp)
       discriminator_dropout=0.0,
   )
+  # Each objective's hyperparameters (clip, penalty_weight, margin, ...): None
+  # means the objective's published value (objectives.py).
+  model.update(dict.fromkeys(objectives.hyperparameter_names()))
   if kind in ("acgan",):
     model["class_weight"] = 1.0           # weight of the auxiliary classifier loss
   if kind == "infogan":
@@ -173,15 +124,86 @@ def default_config(kind: str, data: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(sections)
 
 
+# ------------------------------------------------------- typed config sections
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+  """`config.model` as typed values (objective hyperparameters apart)."""
+
+  objective: str
+  architecture: str = field(choices=ARCHITECTURES)
+  latent_dim: int = field(minimum=1)
+  generator_hidden: tuple[int, ...] = field(minimum=1)
+  discriminator_hidden: tuple[int, ...] = field(minimum=1)
+  generator_channels: tuple[int, ...] = field(minimum=1)
+  discriminator_channels: tuple[int, ...] = field(minimum=1)
+  generator_norm: str | None = field(choices=GENERATOR_NORMS)
+  discriminator_norm: str | None = field(choices=DISCRIMINATOR_NORMS)
+  n_critic: int | None = field(minimum=1)
+  critic_data: str = field(choices=CRITIC_DATA)
+  code_dim: int = field(minimum=1)
+  style_dim: int = field(minimum=1)
+  mapping_layers: int = field(minimum=1)
+  style_noise: bool = field()
+  ema_decay: float = field(minimum=0.0, maximum=1.0, exclusive_maximum=True)
+  sample_from: str = field(choices=SAMPLE_FROM)
+  discriminator_input_noise: float = field(minimum=0.0)
+  discriminator_hidden_noise: float = field(minimum=0.0)
+  discriminator_dropout: float = field(minimum=0.0, maximum=1.0, exclusive_maximum=True)
+  # Conditioning (only in the configs of the methods that read them).
+  class_weight: float = field(minimum=0.0, default=0.0)
+  categorical: int = field(minimum=0, default=0)
+  continuous: int = field(minimum=0, default=0)
+  info_weight: float = field(minimum=0.0, default=0.0)
+  continuous_weight: float = field(minimum=0.0, default=0.0)
+  q_hidden: int = field(minimum=1, default=128)
+  labels_per_class: int = field(minimum=1, default=1)
+  unsupervised_weight: float = field(minimum=0.0, default=1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TricksSection:
+  """`config.tricks` as typed values."""
+
+  feature_matching: bool = field()
+  minibatch_discrimination: bool = field()
+  minibatch_kernels: int = field(minimum=1)
+  minibatch_kernel_dim: int = field(minimum=1)
+  virtual_batch_norm: bool = field()
+  reference_batch_size: int = field(minimum=1)
+  label_smoothing: float = field(minimum=0.0, maximum=1.0, exclusive_maximum=True)
+  historical_averaging: float = field(minimum=0.0)
+  consensus: float = field(minimum=0.0)
+  r1_gamma: float = field(minimum=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSection:
+  """A `*_optim` section; None takes the objective's (then core.optim's) value."""
+
+  name: str | None = field(choices=optim.OPTIMIZERS, default=None)
+  learning_rate: float | None = field(minimum=0.0, exclusive_minimum=True, default=None)
+  b1: float | None = field(minimum=0.0, maximum=1.0, exclusive_maximum=True, default=None)
+  b2: float | None = field(minimum=0.0, maximum=1.0, exclusive_maximum=True, default=None)
+  eps: float | None = field(minimum=0.0, exclusive_minimum=True, default=None)
+  momentum: float | None = field(minimum=0.0, maximum=1.0, exclusive_maximum=True,
+                                 default=None)
+  decay: float | None = field(minimum=0.0, maximum=1.0, exclusive_maximum=True,
+                              default=None)
+  weight_decay: float | None = field(minimum=0.0, default=None)
+  schedule: str | None = field(choices=optim.SCHEDULES, default=None)
+  warmup_steps: int | None = field(minimum=0, default=None)
+  decay_steps: int | None = field(minimum=0, default=None)   # 0: the run's steps
+  grad_clip_norm: float | None = field(minimum=0.0, default=None)  # 0: off
+
+
+# ------------------------------------------------------------- the settings
 @dataclasses.dataclass(frozen=True)
 class Settings:
   """The resolved, checked settings a GAN method is built from (plain values)."""
 
   kind: str
   objective: str
-  divergence: str | None
-  alpha: float | None
-  fgan_generator: str
+  hyperparameters: Mapping[str, Any]   # the objective's, resolved
   architecture: str
   latent_dim: int
   generator_hidden: tuple[int, ...]
@@ -192,12 +214,6 @@ class Settings:
   discriminator_norm: str
   n_critic: int
   critic_data: str
-  clip: float | None
-  penalty_weight: float
-  margin: float | None
-  pull_away_weight: float
-  began_gamma: float | None
-  began_lambda_k: float | None
   code_dim: int
   style_dim: int
   mapping_layers: int
@@ -229,52 +245,61 @@ class Settings:
   paper: str
 
   def to_json(self) -> dict[str, Any]:
-    """The resolved values, for eval protocols and logs."""
+    """The resolved values, for eval protocols and logs (hyperparameters inline)."""
     out = {}
-    for field in dataclasses.fields(self):
-      value = getattr(self, field.name)
-      out[field.name] = (value.to_dict() if isinstance(value, ml_collections.ConfigDict)
-                         else list(value) if isinstance(value, tuple) else value)
+    for f in dataclasses.fields(self):
+      value = getattr(self, f.name)
+      if f.name == "hyperparameters":
+        out.update(value)
+        continue
+      out[f.name] = (value.to_dict() if isinstance(value, ml_collections.ConfigDict)
+                     else list(value) if isinstance(value, tuple) else value)
     return out
 
 
-def _resolved_optim(section: ml_collections.ConfigDict, defaults: dict[str, Any],
-                    name: str) -> ml_collections.ConfigDict:
-  cfg = optim.default_config()
-  for key, value in defaults.items():
-    cfg[key] = value
-  for key, value in section.items():
-    if key not in cfg:
-      raise ConfigError(f"unknown config key {name}.{key!r}; valid: "
-                        f"{choices(sorted(cfg.keys()))}")
-    if value is not None:
-      cfg[key] = value
-  if cfg.name not in optim.OPTIMIZERS:
-    raise ConfigError(f"{name}.name={cfg.name!r} is not one of {choices(optim.OPTIMIZERS)}")
-  return cfg
-
-
-def resolve(config: ml_collections.ConfigDict, spec: Any, kind: str) -> Settings:
-  """Checks `config` against the data and fills the objective's defaults."""
-  m, t = config.model, config.tricks
-  objective = m.objective
-  if objective not in OBJECTIVES:
-    raise ConfigError(f"model.objective={objective!r} is not one of "
-                      f"{choices(OBJECTIVE_NAMES)}")
-  table = OBJECTIVES[objective]
-  for key, readers in OBJECTIVE_KEYS.items():
-    if m.get(key) is not None and objective not in readers:
+def _hyperparameters(objective: str, model: Any) -> dict[str, Any]:
+  """The objective's hyperparameters: typed, range-checked, defaults filled."""
+  entry = objectives.get(objective)
+  for key in objectives.hyperparameter_names():
+    if model.get(key) is not None and key not in entry.hyperparameters:
+      readers = [n for n, o in objectives.OBJECTIVES.items() if key in o.hyperparameters]
       raise ConfigError(f"model.{key} applies to objective {choices(readers)}, not "
                         f"{objective!r}; remove it or change model.objective")
+  spec = dataclasses.make_dataclass("Hyperparameters", [
+      (name, h.type, field(default=h.default, minimum=h.minimum, maximum=h.maximum,
+                           exclusive_minimum=h.exclusive_minimum, choices=h.choices))
+      for name, h in entry.hyperparameters.items()], frozen=True)
+  given = {k: model.get(k) for k in entry.hyperparameters if model.get(k) is not None}
+  values = dataclasses.asdict(core_settings.resolve(spec, given, "model"))
+  if entry.check is not None:
+    entry.check(values, frozenset(given))
+  return values
 
-  def pick(key: str, fallback: Any = None) -> Any:
-    value = m.get(key)
-    return table.get(key, fallback) if value is None else value
 
-  for key, valid in (("architecture", ARCHITECTURES), ("critic_data", CRITIC_DATA),
-                     ("sample_from", SAMPLE_FROM), ("fgan_generator", FGAN_GENERATOR)):
-    if m[key] not in valid:
-      raise ConfigError(f"model.{key}={m[key]!r} is not one of {choices(valid)}")
+def _norms(m: ModelSection, t: TricksSection, penalized: bool) -> tuple[str, str]:
+  """(generator norm, discriminator norm) with the architecture's defaults."""
+  arch = m.architecture
+  generator_norm = m.generator_norm or ("batch" if arch == "dcgan" else "none")
+  if arch == "style" and generator_norm != "none":
+    raise ConfigError("model.generator_norm must be 'none' with the style generator "
+                      "(AdaIN normalizes its activations)")
+  discriminator_norm = m.discriminator_norm or (
+      ("layer" if penalized else "batch") if arch in ("dcgan", "style") else "none")
+  if penalized and discriminator_norm == "batch":
+    raise ConfigError("gradient penalties need per-example discriminator outputs, which "
+                      "batch norm couples; set model.discriminator_norm='layer' or 'none'")
+  if penalized and t.minibatch_discrimination:
+    raise ConfigError("gradient penalties need per-example discriminator outputs, which "
+                      "minibatch discrimination couples; turn one of them off")
+  if t.virtual_batch_norm:
+    if arch == "style":
+      raise ConfigError("tricks.virtual_batch_norm needs a generator with normalization "
+                        "layers; the style generator has AdaIN instead")
+    generator_norm = "virtual"
+  return generator_norm, discriminator_norm
+
+
+def _check_architecture(m: ModelSection, spec: Any) -> None:
   arch = m.architecture
   if arch in ("dcgan", "style") and len(spec.shape) != 3:
     raise ConfigError(f"model.architecture={arch!r} needs image data [H, W, C]; dataset "
@@ -286,159 +311,111 @@ def resolve(config: ml_collections.ConfigDict, spec: Any, kind: str) -> Settings
   if arch == "style":
     if len(m.generator_channels) < 2:
       raise ConfigError(f"model.architecture='style' needs at least two generator "
-                        f"levels in model.generator_channels, got {tuple(m.generator_channels)}")
+                        f"levels in model.generator_channels, got {m.generator_channels}")
     check_image_shape(spec.shape, len(m.generator_channels) - 1)
     check_image_shape(spec.shape, len(m.discriminator_channels))
-  if m.latent_dim < 1:
-    raise ConfigError(f"model.latent_dim must be at least 1, got {m.latent_dim}")
-
-  generator_norm = m.generator_norm or ("batch" if arch == "dcgan" else "none")
-  if generator_norm not in GENERATOR_NORMS:
-    raise ConfigError(f"model.generator_norm={generator_norm!r} is not one of "
-                      f"{choices(GENERATOR_NORMS)} (virtual batch norm is "
-                      f"tricks.virtual_batch_norm)")
-  if arch == "style" and generator_norm != "none":
-    raise ConfigError("model.generator_norm must be 'none' with the style generator "
-                      "(AdaIN normalizes its activations)")
-  needs_per_example = objective in PENALIZED or t.r1_gamma > 0
-  discriminator_norm = m.discriminator_norm or (
-      ("layer" if needs_per_example else "batch") if arch in ("dcgan", "style") else "none")
-  if discriminator_norm not in DISCRIMINATOR_NORMS:
-    raise ConfigError(f"model.discriminator_norm={discriminator_norm!r} is not one of "
-                      f"{choices(DISCRIMINATOR_NORMS)}")
-  if needs_per_example and discriminator_norm == "batch":
-    raise ConfigError("gradient penalties need per-example discriminator outputs, which "
-                      "batch norm couples; set model.discriminator_norm='layer' or 'none'")
-  if needs_per_example and t.minibatch_discrimination:
-    raise ConfigError("gradient penalties need per-example discriminator outputs, which "
-                      "minibatch discrimination couples; turn one of them off")
-
-  n_critic = pick("n_critic")
-  if not isinstance(n_critic, int) or n_critic < 1:
-    raise ConfigError(f"model.n_critic must be a positive integer, got {n_critic!r}")
-  if m.critic_data == "split" and config.data.batch_size % n_critic:
-    raise ConfigError(f"model.critic_data='split' needs data.batch_size "
-                      f"({config.data.batch_size}) divisible by model.n_critic ({n_critic})")
-  clip = pick("clip")
-  if clip is not None and clip <= 0:
-    raise ConfigError(f"model.clip must be positive, got {clip}")
-  penalty_weight = float(pick("penalty_weight", 0.0))
-  if penalty_weight < 0:
-    raise ConfigError(f"model.penalty_weight must be non-negative, got {penalty_weight}")
-  divergence = alpha = None
-  if objective == "fgan":
-    divergence = m.divergence or "gan"
-    alpha = float(m.alpha) if m.alpha is not None else 0.5
-    if m.alpha is not None and divergence != "alpha":
-      raise ConfigError(f"model.alpha applies to model.divergence='alpha', not "
-                        f"{divergence!r}")
-    losses.divergence(divergence, alpha)  # raises on bad names and α
-  if objective == "began":
-    if not 0 < pick("began_gamma") <= 1:
-      raise ConfigError(f"model.began_gamma must be in (0, 1], got {pick('began_gamma')}")
-
-  if not 0 <= m.ema_decay < 1:
-    raise ConfigError(f"model.ema_decay must be in [0, 1), got {m.ema_decay}")
   if m.sample_from == "ema" and m.ema_decay == 0:
     raise ConfigError("model.sample_from='ema' needs model.ema_decay > 0; set "
                       "model.sample_from='generator' or an EMA decay such as 0.999")
-  for key in ("discriminator_input_noise", "discriminator_hidden_noise"):
-    if m[key] < 0:
-      raise ConfigError(f"model.{key} must be non-negative, got {m[key]}")
-  if not 0 <= m.discriminator_dropout < 1:
-    raise ConfigError(f"model.discriminator_dropout must be in [0, 1), got "
-                      f"{m.discriminator_dropout}")
   if m.discriminator_hidden_noise > 0 and arch != "mlp":
     raise ConfigError("model.discriminator_hidden_noise applies to the mlp "
                       "discriminator; use discriminator_input_noise or dropout")
 
-  # Conditioning.
+
+def _check_conditioning(kind: str, m: ModelSection, entry: objectives.Objective,
+                        spec: Any) -> int:
+  """Checks the method's conditioning; returns the number of classes."""
   num_classes = int(spec.num_classes or 0)
   if kind in ("cgan", "acgan", "ssgan") and not num_classes:
     raise ConfigError(f"method {kind!r} needs labelled data; dataset {spec.name!r} has "
                       f"no labels (or data.labels=False)")
-  if kind in ("acgan", "infogan", "ssgan") and objective in AUTOENCODER:
+  if kind in ("acgan", "infogan", "ssgan") and entry.autoencoder:
     raise ConfigError(f"method {kind!r} puts extra heads on the discriminator; the "
-                      f"autoencoder objective {objective!r} has none; choose another "
+                      f"autoencoder objective {m.objective!r} has none; choose another "
                       f"model.objective")
-  if kind == "ssgan" and objective not in ("non_saturating", "minimax"):
-    raise ConfigError(f"ssgan's unsupervised loss is the cross-entropy of Salimans et "
-                      f"al. 2016; model.objective must be 'non_saturating' or "
-                      f"'minimax', got {objective!r}")
-  categorical = int(m.get("categorical", 0))
-  continuous = int(m.get("continuous", 0))
-  if kind == "infogan" and (categorical < 0 or continuous < 0
-                            or categorical + continuous == 0 or categorical == 1):
+  if kind == "ssgan":
+    # Salimans et al. 2016's unsupervised loss is the cross-entropy, unpenalized.
+    valid = [n for n, o in objectives.OBJECTIVES.items()
+             if o.output == "logit" and o.penalty is None]
+    if m.objective not in valid:
+      raise ConfigError(f"ssgan's unsupervised loss is the cross-entropy of Salimans et "
+                        f"al. 2016; model.objective must be {choices(valid)}, got "
+                        f"{m.objective!r}")
+  if kind == "infogan" and (m.categorical + m.continuous == 0 or m.categorical == 1):
     raise ConfigError(f"infogan needs codes: model.categorical (0 or >= 2 categories) "
-                      f"and model.continuous (>= 0), not both 0; got {categorical} "
-                      f"and {continuous}")
-  labels_per_class = int(m.get("labels_per_class", 0))
-  if kind == "ssgan" and labels_per_class < 1:
-    raise ConfigError(f"model.labels_per_class must be at least 1, got {labels_per_class}")
+                      f"and model.continuous (>= 0), not both 0; got {m.categorical} "
+                      f"and {m.continuous}")
+  return num_classes
 
-  # Tricks.
-  if t.label_smoothing and objective not in CROSS_ENTROPY:
+
+def _check_tricks(t: TricksSection, entry: objectives.Objective, objective: str,
+                  n_critic: int) -> None:
+  if t.label_smoothing and entry.output != "logit":
+    valid = [n for n, o in objectives.OBJECTIVES.items() if o.output == "logit"]
     raise ConfigError(f"tricks.label_smoothing applies to the cross-entropy objectives "
-                      f"{choices(CROSS_ENTROPY)}, not {objective!r}")
-  if not 0 <= t.label_smoothing < 1:
-    raise ConfigError(f"tricks.label_smoothing must be in [0, 1), got {t.label_smoothing}")
-  if t.minibatch_discrimination and objective in AUTOENCODER:
+                      f"{choices(valid)}, not {objective!r}")
+  if t.minibatch_discrimination and entry.autoencoder:
     raise ConfigError(f"tricks.minibatch_discrimination adds features before the "
                       f"discriminator's output layer; the autoencoder objective "
                       f"{objective!r} has none")
-  if t.minibatch_discrimination and (t.minibatch_kernels < 1 or t.minibatch_kernel_dim < 1):
-    raise ConfigError("tricks.minibatch_kernels and tricks.minibatch_kernel_dim must be "
-                      "at least 1")
-  if t.virtual_batch_norm:
-    if arch == "style":
-      raise ConfigError("tricks.virtual_batch_norm needs a generator with normalization "
-                        "layers; the style generator has AdaIN instead")
-    if t.reference_batch_size < 1:
-      raise ConfigError(f"tricks.reference_batch_size must be at least 1, got "
-                        f"{t.reference_batch_size}")
-    generator_norm = "virtual"
-  for key in ("historical_averaging", "consensus", "r1_gamma"):
-    if t[key] < 0:
-      raise ConfigError(f"tricks.{key} must be non-negative, got {t[key]}")
   if t.consensus and n_critic != 1:
     raise ConfigError(f"tricks.consensus updates both players simultaneously; set "
                       f"model.n_critic=1 (got {n_critic})")
-  if t.r1_gamma and objective in AUTOENCODER:
+  if t.r1_gamma and entry.autoencoder:
     raise ConfigError("tricks.r1_gamma penalises a scalar discriminator output; the "
                       f"autoencoder objective {objective!r} has energies")
 
-  defaults = table["optim"]
+
+def _optimizer(section: Any, defaults: Mapping[str, Any], name: str
+               ) -> ml_collections.ConfigDict:
+  """core.optim's defaults, then the objective's, then the user's values."""
+  given = core_settings.resolve(OptimSection, section, name)
+  cfg = optim.default_config()
+  cfg.update(dict(defaults))
+  cfg.update({k: v for k, v in dataclasses.asdict(given).items() if v is not None})
+  return cfg
+
+
+def resolve(config: ml_collections.ConfigDict, spec: Any, kind: str) -> Settings:
+  """Checks `config` against the data and fills the objective's defaults."""
+  hyperparameter_keys = objectives.hyperparameter_names()
+  objective = config.model.objective
+  entry = objectives.get(objective)
+  hyper = _hyperparameters(objective, config.model)
+  m = core_settings.resolve(ModelSection, config.model, "model",
+                            ignore=hyperparameter_keys)
+  t = core_settings.resolve(TricksSection, config.tricks, "tricks")
+  _check_architecture(m, spec)
+  penalized = entry.penalty is not None or t.r1_gamma > 0
+  generator_norm, discriminator_norm = _norms(m, t, penalized)
+  n_critic = m.n_critic or entry.n_critic
+  if m.critic_data == "split" and config.data.batch_size % n_critic:
+    raise ConfigError(f"model.critic_data='split' needs data.batch_size "
+                      f"({config.data.batch_size}) divisible by model.n_critic ({n_critic})")
+  num_classes = _check_conditioning(kind, m, entry, spec)
+  _check_tricks(t, entry, objective, n_critic)
   return Settings(
-      kind=kind, objective=objective, divergence=divergence, alpha=alpha,
-      fgan_generator=m.fgan_generator, architecture=arch, latent_dim=int(m.latent_dim),
-      generator_hidden=tuple(m.generator_hidden),
-      discriminator_hidden=tuple(m.discriminator_hidden),
-      generator_channels=tuple(m.generator_channels),
-      discriminator_channels=tuple(m.discriminator_channels),
+      kind=kind, objective=objective, hyperparameters=hyper,
+      architecture=m.architecture, latent_dim=m.latent_dim,
+      generator_hidden=m.generator_hidden, discriminator_hidden=m.discriminator_hidden,
+      generator_channels=m.generator_channels,
+      discriminator_channels=m.discriminator_channels,
       generator_norm=generator_norm, discriminator_norm=discriminator_norm,
-      n_critic=n_critic, critic_data=m.critic_data, clip=clip,
-      penalty_weight=penalty_weight, margin=pick("margin"),
-      pull_away_weight=float(pick("pull_away_weight", 0.0)),
-      began_gamma=pick("began_gamma"), began_lambda_k=pick("began_lambda_k"),
-      code_dim=int(m.code_dim), style_dim=int(m.style_dim),
-      mapping_layers=int(m.mapping_layers), style_noise=bool(m.style_noise),
-      ema_decay=float(m.ema_decay), sample_from=m.sample_from,
-      input_noise=float(m.discriminator_input_noise),
-      hidden_noise=float(m.discriminator_hidden_noise),
-      dropout=float(m.discriminator_dropout), num_classes=num_classes,
-      class_weight=float(m.get("class_weight", 0.0)), categorical=categorical,
-      continuous=continuous, info_weight=float(m.get("info_weight", 0.0)),
-      continuous_weight=float(m.get("continuous_weight", 0.0)),
-      q_hidden=int(m.get("q_hidden", 0)), labels_per_class=labels_per_class,
-      unsupervised_weight=float(m.get("unsupervised_weight", 1.0)),
-      feature_matching=bool(t.feature_matching),
-      minibatch_kernels=int(t.minibatch_kernels) if t.minibatch_discrimination else 0,
-      minibatch_kernel_dim=int(t.minibatch_kernel_dim),
-      reference_batch=int(t.reference_batch_size) if t.virtual_batch_norm else 0,
-      label_smoothing=float(t.label_smoothing),
-      historical_averaging=float(t.historical_averaging), consensus=float(t.consensus),
-      r1_gamma=float(t.r1_gamma),
-      generator_optim=_resolved_optim(config.generator_optim, defaults, "generator_optim"),
-      discriminator_optim=_resolved_optim(config.discriminator_optim, defaults,
-                                          "discriminator_optim"),
-      paper=table["paper"])
+      n_critic=n_critic, critic_data=m.critic_data, code_dim=m.code_dim,
+      style_dim=m.style_dim, mapping_layers=m.mapping_layers, style_noise=m.style_noise,
+      ema_decay=m.ema_decay, sample_from=m.sample_from,
+      input_noise=m.discriminator_input_noise, hidden_noise=m.discriminator_hidden_noise,
+      dropout=m.discriminator_dropout, num_classes=num_classes,
+      class_weight=m.class_weight, categorical=m.categorical, continuous=m.continuous,
+      info_weight=m.info_weight, continuous_weight=m.continuous_weight,
+      q_hidden=m.q_hidden, labels_per_class=m.labels_per_class,
+      unsupervised_weight=m.unsupervised_weight, feature_matching=t.feature_matching,
+      minibatch_kernels=t.minibatch_kernels if t.minibatch_discrimination else 0,
+      minibatch_kernel_dim=t.minibatch_kernel_dim,
+      reference_batch=t.reference_batch_size if t.virtual_batch_norm else 0,
+      label_smoothing=t.label_smoothing, historical_averaging=t.historical_averaging,
+      consensus=t.consensus, r1_gamma=t.r1_gamma,
+      generator_optim=_optimizer(config.generator_optim, entry.optim, "generator_optim"),
+      discriminator_optim=_optimizer(config.discriminator_optim, entry.optim,
+                                     "discriminator_optim"),
+      paper=entry.paper)

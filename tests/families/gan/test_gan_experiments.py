@@ -9,6 +9,7 @@ from jaxgen.metrics.classifier_score import classifier_score, label_statistics
 from tests.helpers import load_experiment
 
 
+@pytest.mark.slow
 def test_mode_collapse_study_quick(tmp_path):
   report = load_experiment("gan_mode_collapse").main(["--quick", "--out", str(tmp_path)])
   rows = report["rows"]
@@ -24,6 +25,7 @@ def test_mode_collapse_study_quick(tmp_path):
   assert "± " in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_dcgan_digits_quick(tmp_path):
   records = load_experiment("gan_dcgan_digits").main(["--quick", "--out", str(tmp_path)])
   digits = records["digits"]
@@ -34,6 +36,7 @@ def test_dcgan_digits_quick(tmp_path):
     assert (tmp_path / "digits" / name).stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_infogan_quick(tmp_path):
   record = load_experiment("gan_infogan_digits").main(["--quick", "--out", str(tmp_path)])
   assert len(record["categorical_to_digit"]) == 10 and 1 <= record["distinct_digits"] <= 10
@@ -43,6 +46,7 @@ def test_infogan_quick(tmp_path):
     assert (tmp_path / name).stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_semisupervised_quick(tmp_path):
   record = load_experiment("gan_semisupervised").main(["--quick", "--out", str(tmp_path)])
   errors = record["test_error"]

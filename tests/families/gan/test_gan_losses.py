@@ -23,30 +23,30 @@ def close(a, b, **kw):
 
 def test_cross_entropy_objectives_match_their_formulas():
   d_real, d_fake = 1 / (1 + np.exp(-REAL)), 1 / (1 + np.exp(-FAKE))
-  close(losses.minimax_discriminator(real_logits=REAL, fake_logits=FAKE),
+  close(losses.minimax_discriminator(real=REAL, fake=FAKE),
         -np.log(d_real) - np.log(1 - d_fake))
-  close(losses.minimax_generator(fake_logits=FAKE), np.log(1 - d_fake))
-  close(losses.non_saturating_generator(fake_logits=FAKE), -np.log(d_fake))
+  close(losses.minimax_generator(fake=FAKE), np.log(1 - d_fake))
+  close(losses.non_saturating_generator(fake=FAKE), -np.log(d_fake))
   # Smoothed real targets: -0.9 log D(x) - 0.1 log(1 - D(x)) - log(1 - D(G(z))).
-  close(losses.minimax_discriminator(real_logits=REAL, fake_logits=FAKE, real_target=0.9),
+  close(losses.minimax_discriminator(real=REAL, fake=FAKE, real_target=0.9),
         -0.9 * np.log(d_real) - 0.1 * np.log(1 - d_real) - np.log(1 - d_fake))
   # Stable far in the tails, where σ rounds to 0 or 1.
   big = np.array([-200.0, 200.0], np.float32)
-  close(losses.minimax_discriminator(real_logits=big, fake_logits=-big), [400.0, 0.0])
-  close(losses.non_saturating_generator(fake_logits=big), [200.0, 0.0])
+  close(losses.minimax_discriminator(real=big, fake=-big), [400.0, 0.0])
+  close(losses.non_saturating_generator(fake=big), [200.0, 0.0])
 
 
 def test_score_objectives_match_their_formulas():
-  close(losses.lsgan_discriminator(real_scores=REAL, fake_scores=FAKE),
+  close(losses.lsgan_discriminator(real=REAL, fake=FAKE),
         0.5 * (REAL - 1) ** 2 + 0.5 * FAKE**2)
-  close(losses.lsgan_discriminator(real_scores=REAL, fake_scores=FAKE, a=-1, b=1),
+  close(losses.lsgan_discriminator(real=REAL, fake=FAKE, a=-1, b=1),
         0.5 * (REAL - 1) ** 2 + 0.5 * (FAKE + 1) ** 2)
-  close(losses.lsgan_generator(fake_scores=FAKE), 0.5 * (FAKE - 1) ** 2)
-  close(losses.wasserstein_critic(real_scores=REAL, fake_scores=FAKE), FAKE - REAL)
-  close(losses.wasserstein_generator(fake_scores=FAKE), -FAKE)
-  close(losses.hinge_discriminator(real_scores=REAL, fake_scores=FAKE),
+  close(losses.lsgan_generator(fake=FAKE), 0.5 * (FAKE - 1) ** 2)
+  close(losses.wasserstein_critic(real=REAL, fake=FAKE), FAKE - REAL)
+  close(losses.wasserstein_generator(fake=FAKE), -FAKE)
+  close(losses.hinge_discriminator(real=REAL, fake=FAKE),
         np.maximum(0, 1 - REAL) + np.maximum(0, 1 + FAKE))
-  close(losses.hinge_generator(fake_scores=FAKE), -FAKE)
+  close(losses.hinge_generator(fake=FAKE), -FAKE)
 
 
 def test_energy_objectives_match_their_formulas():
@@ -58,12 +58,12 @@ def test_energy_objectives_match_their_formulas():
   close(losses.reconstruction_energy(x=x, reconstruction=recon), mse)
   close(losses.reconstruction_energy(x=x, reconstruction=recon, power=1.0), l1)
   e_real, e_fake = np.abs(REAL), np.abs(FAKE)
-  close(losses.ebgan_discriminator(real_energy=e_real, fake_energy=e_fake, margin=1.5),
+  close(losses.ebgan_discriminator(real=e_real, fake=e_fake, margin=1.5),
         e_real + np.maximum(0, 1.5 - e_fake))
-  close(losses.ebgan_generator(fake_energy=e_fake), e_fake)
-  close(losses.began_discriminator(real_loss=e_real, fake_loss=e_fake, k=0.3),
+  close(losses.ebgan_generator(fake=e_fake), e_fake)
+  close(losses.began_discriminator(real=e_real, fake=e_fake, k=0.3),
         e_real - 0.3 * e_fake)
-  close(losses.began_generator(fake_loss=e_fake), e_fake)
+  close(losses.began_generator(fake=e_fake), e_fake)
   k, m = losses.began_controller(k=jnp.float32(0.5), real_loss=jnp.float32(0.4),
                                  fake_loss=jnp.float32(0.1), gamma=0.5, lambda_k=0.1)
   close(k, 0.5 + 0.1 * (0.5 * 0.4 - 0.1))
@@ -162,7 +162,7 @@ def test_minimax_discriminator_reaches_d_star():
             losses.sigmoid_cross_entropy(logits=v, targets=0.0))
 
   # The per-example minimax loss is exactly the sum of the two parts.
-  close(losses.minimax_discriminator(real_logits=REAL, fake_logits=REAL),
+  close(losses.minimax_discriminator(real=REAL, fake=REAL),
         sum(parts(jnp.asarray(REAL))))
 
   v = fit_table(parts)
@@ -184,7 +184,7 @@ def test_lsgan_discriminator_reaches_its_optimum():
   def parts(v):
     return 0.5 * (v - 1.0) ** 2, 0.5 * (v + 1.0) ** 2
 
-  close(losses.lsgan_discriminator(real_scores=REAL, fake_scores=REAL, a=-1.0, b=1.0),
+  close(losses.lsgan_discriminator(real=REAL, fake=REAL, a=-1.0, b=1.0),
         sum(parts(jnp.asarray(REAL))))
 
   v = fit_table(parts)
@@ -200,7 +200,7 @@ def test_fgan_critic_reaches_f_prime_of_the_density_ratio(name):
   def parts(v):
     return -div.activation(v), div.conjugate_of_activation(v)
 
-  close(losses.fgan_discriminator(real_v=REAL, fake_v=REAL, divergence=div),
+  close(losses.fgan_discriminator(real=REAL, fake=REAL, divergence=div),
         sum(parts(jnp.asarray(REAL))), rtol=1e-4, atol=1e-5)
 
   v = fit_table(parts, steps=4000)
@@ -251,12 +251,12 @@ def test_alpha_one_half_is_twice_squared_hellinger():
 
 def test_gan_divergence_reproduces_the_minimax_discriminator():
   div = losses.divergence("gan")
-  close(losses.fgan_discriminator(real_v=REAL, fake_v=FAKE, divergence=div),
-        losses.minimax_discriminator(real_logits=REAL, fake_logits=FAKE), rtol=1e-5)
-  close(losses.fgan_generator(fake_v=FAKE, divergence=div, mode="alternative"),
-        losses.non_saturating_generator(fake_logits=FAKE))
-  close(losses.fgan_generator(fake_v=FAKE, divergence=div, mode="saddle"),
-        losses.minimax_generator(fake_logits=FAKE))
+  close(losses.fgan_discriminator(real=REAL, fake=FAKE, divergence=div),
+        losses.minimax_discriminator(real=REAL, fake=FAKE), rtol=1e-5)
+  close(losses.fgan_generator(fake=FAKE, divergence=div, fgan_generator="alternative"),
+        losses.non_saturating_generator(fake=FAKE))
+  close(losses.fgan_generator(fake=FAKE, divergence=div, fgan_generator="saddle"),
+        losses.minimax_generator(fake=FAKE))
 
 
 def test_wright_omega_matches_scipy_lambertw_and_has_its_derivative():
@@ -274,7 +274,7 @@ def test_bad_divergences_are_one_line_errors():
   with pytest.raises(ConfigError, match="not 0 or 1"):
     losses.divergence("alpha", 1.0)
   with pytest.raises(ConfigError, match="fgan_generator"):
-    losses.fgan_generator(fake_v=FAKE, divergence=losses.divergence("kl"), mode="x")
+    losses.fgan_generator(fake=FAKE, divergence=losses.divergence("kl"), fgan_generator="x")
 
 
 def test_softmax_cross_entropy_matches_the_formula():

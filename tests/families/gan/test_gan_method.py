@@ -10,7 +10,7 @@ import jaxgen
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen.errors import ConfigError
-from jaxgen.families.gan import settings
+from jaxgen.families.gan import objectives, settings
 
 TINY = ["model.generator_hidden=(8,)", "model.discriminator_hidden=(8,)",
         "model.generator_channels=(4, 4)", "model.discriminator_channels=(4, 4)",
@@ -45,7 +45,7 @@ def example(spec, batch=16):
   return out
 
 
-OBJECTIVE_CASES = [[f"model.objective={o}"] for o in settings.OBJECTIVE_NAMES] + [
+OBJECTIVE_CASES = [[f"model.objective={o}"] for o in objectives.OBJECTIVES] + [
     ["model.objective=fgan", f"model.divergence={d}"] for d in
     ("total_variation", "kl", "reverse_kl", "pearson", "neyman", "squared_hellinger",
      "jeffrey", "jensen_shannon", "alpha")] + [
@@ -81,7 +81,9 @@ def trace_all(config, generator_functions=True):
   if generator_functions:
     samples = jax.jit(lambda s, k: method.sample(s, k, 5)).trace(state, key).out_info
     assert samples.shape == (5,) + tuple(spec.shape)
-    decoded = jax.jit(method.decode).trace(state, jnp.zeros((3, config.model.latent_dim)))
+    noise = {"noise_key": key} if config.model.architecture == "style" else {}
+    decoded = jax.jit(lambda s, z: method.decode(s, z, **noise)).trace(
+        state, jnp.zeros((3, config.model.latent_dim)))
     assert decoded.out_info.shape == (3,) + tuple(spec.shape)
   return metrics
 
@@ -110,17 +112,18 @@ def test_every_method_traces_on_images(method, overrides):
 def test_objective_defaults_follow_the_objective_and_user_values_win():
   spec = spec_of(tiny())
   wgan = settings.resolve(tiny(overrides=["model.objective=wgan"]), spec, "gan")
-  assert (wgan.n_critic, wgan.clip) == (5, 0.01)
+  assert (wgan.n_critic, wgan.hyperparameters["clip"]) == (5, 0.01)
   assert wgan.discriminator_optim.name == "rmsprop"
   assert wgan.discriminator_optim.learning_rate == 5e-5
   gp = settings.resolve(tiny(overrides=["model.objective=wgan_gp",
                                         "generator_optim.learning_rate=3e-4"]), spec, "gan")
-  assert (gp.n_critic, gp.penalty_weight, gp.clip) == (5, 10.0, None)
+  assert (gp.n_critic, gp.hyperparameters["penalty_weight"]) == (5, 10.0)
+  assert set(gp.hyperparameters) == {"penalty_weight"}  # no clip
   assert (gp.discriminator_optim.b1, gp.discriminator_optim.b2) == (0.0, 0.9)
   assert gp.generator_optim.learning_rate == 3e-4  # the user's TTUR setting
   assert gp.discriminator_optim.learning_rate == 1e-4
   began = settings.resolve(tiny(overrides=["model.objective=began"]), spec, "gan")
-  assert (began.began_gamma, began.began_lambda_k) == (0.5, 0.001)
+  assert began.hyperparameters == {"began_gamma": 0.5, "began_lambda_k": 0.001}
   info = settings.resolve(tiny("infogan", "digits"), spec_of(tiny("infogan", "digits")),
                           "infogan")
   assert (info.generator_optim.learning_rate, info.discriminator_optim.learning_rate) == (
@@ -144,7 +147,7 @@ def test_objective_defaults_follow_the_objective_and_user_values_win():
     ("gan", None, ["tricks.consensus=10.0", "model.n_critic=5"], "set model.n_critic=1"),
     ("gan", None, ["model.objective=ebgan", "tricks.minibatch_discrimination=True"],
      "autoencoder objective 'ebgan' has none"),
-    ("gan", None, ["model.objective=fgan", "model.divergence=chi"], "model.divergence='chi'"),
+    ("gan", None, ["model.objective=fgan", "model.divergence=chi"], "model.divergence 'chi'"),
     ("gan", None, ["model.objective=fgan", "model.alpha=2.0"], "applies to model.divergence='alpha'"),
     ("gan", None, ["model.divergence=kl"], "model.divergence applies to objective 'fgan'"),
     ("gan", None, ["model.objective=wgn"], "model.objective='wgn' is not one of"),
@@ -157,7 +160,7 @@ def test_objective_defaults_follow_the_objective_and_user_values_win():
     ("ssgan", "digits", ["model.objective=wgan"], "must be 'non_saturating' or 'minimax'"),
     ("cgan", "digits", ["data.labels=False"], "needs labelled data"),
     ("infogan", "digits", ["model.categorical=0", "model.continuous=0"], "infogan needs codes"),
-    ("gan", None, ["generator_optim.name=adagrad"], "generator_optim.name='adagrad'"),
+    ("gan", None, ["generator_optim.name=adagrad"], "generator_optim.name 'adagrad'"),
 ])
 def test_settings_that_do_not_fit_are_one_line_errors(method, data, overrides, fragment):
   config = tiny(method, data, overrides)
@@ -174,6 +177,7 @@ def adam_count(opt_state):
   return int(adam_state.count)
 
 
+@pytest.mark.slow
 def test_the_critic_loop_takes_n_updates_and_wgan_clips_after_each():
   # WGAN with Adam (for its update counter), a large step so clipping binds,
   # and the batch split into one minibatch per critic step.
@@ -195,6 +199,7 @@ def test_the_critic_loop_takes_n_updates_and_wgan_clips_after_each():
   assert np.sum(np.abs(leaves) == np.float32(0.05)) > leaves.size // 2  # the bound binds
 
 
+@pytest.mark.slow
 def test_ema_is_the_debiased_average_and_history_the_running_mean():
   decay = 0.9
   config = tiny(overrides=[f"model.ema_decay={decay}", "tricks.historical_averaging=0.5",
@@ -227,7 +232,9 @@ def test_ema_is_the_debiased_average_and_history_the_running_mean():
   weights = np.array([(1 - decay) * decay ** (3 - i) for i in (1, 2, 3)])
   expected = jax.tree.map(lambda *ps: sum(w * p for w, p in zip(weights, ps)) / (1 - decay**3),
                           *history_g[1:])
-  got = jax.tree.map(lambda e: e / (1 - decay**3), state.model_state["ema_generator"])
+  ema = state.model_state["ema_generator"]  # optax.EmaState: zero-initialised, biased
+  assert int(ema.count) == 3
+  got = jax.tree.map(lambda e: e / (1 - decay**3), ema.ema)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, expected)
   assert not np.allclose(sample(state), sample_raw(state))
   mean_g = jax.tree.map(lambda *ps: sum(ps) / len(ps), *history_g)
@@ -240,6 +247,7 @@ def test_ema_is_the_debiased_average_and_history_the_running_mean():
   assert int(hist["count_generator"]) == 4 and int(hist["count_discriminator"]) == 4
 
 
+@pytest.mark.slow
 def test_ssgan_reads_only_the_first_labels_of_each_class_in_the_stream():
   # Noise layers off: they are traced above, and compile slowly.
   config = tiny("ssgan", "digits", ["model.labels_per_class=2", "data.batch_size=32",
@@ -263,6 +271,7 @@ def test_ssgan_reads_only_the_first_labels_of_each_class_in_the_stream():
     np.testing.assert_array_equal(bank["x"][c][:len(first)], first)
 
 
+@pytest.mark.slow
 def test_pmap_on_four_devices_gives_the_one_device_parameters():
   # Batch norm in both networks, feature matching and minibatch features: each
   # needs global-batch statistics under pmap (axis-aware BatchNorm, the
