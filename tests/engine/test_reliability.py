@@ -13,7 +13,7 @@ import jaxgen
 from jaxgen import registry
 from jaxgen.core.state import Method, TrainState
 from jaxgen.engine.checkpoint import Checkpointer
-from jaxgen.errors import NonFiniteError, WorkdirError
+from jaxgen.errors import ConfigError, NonFiniteError, WorkdirError
 
 from tests.helpers import assert_trees_equal, params_of, tiny_vae
 
@@ -145,3 +145,9 @@ def test_changing_the_seed_strategy_on_resume_is_a_config_change(tmp_path):
   with pytest.raises(WorkdirError, match="train.seed_strategy is 'vmap' there, 'loop' here"):
     jaxgen.fit(tiny_vae(steps=4, seeds=(0, 1), seed_strategy="loop"), workdir=tmp_path,
                resume=True)
+
+
+def test_an_eval_batch_size_that_does_not_split_is_refused_before_writing(tmp_path):
+  with pytest.raises(ConfigError, match="train.eval_batch_size=30 does not split over 4"):
+    jaxgen.fit(tiny_vae(eval_batch_size=30), workdir=tmp_path / "run")
+  assert not (tmp_path / "run").exists()
