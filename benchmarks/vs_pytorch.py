@@ -107,8 +107,12 @@ def jaxgen_config(row: Row):
   import jaxgen  # pylint: disable=import-outside-toplevel
   from jaxgen import config as config_lib  # pylint: disable=import-outside-toplevel
   config = jaxgen.get_config(row.method, row.data)
-  config_lib.apply_overrides(config, list(row.overrides) + [
-      f"data.batch_size={row.batch_size}"])
+  extra = [f"data.batch_size={row.batch_size}"]
+  if row.method == "vae" and row.binary and config.model.likelihood == "auto":
+    # 'auto' resolves to Bernoulli on binary data; spelled out so the mirrored
+    # PyTorch model is unambiguous.
+    extra.append("model.likelihood=bernoulli")
+  config_lib.apply_overrides(config, list(row.overrides) + extra)
   return config
 
 
