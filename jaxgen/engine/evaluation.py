@@ -280,17 +280,7 @@ def log_eval(writer: logs.MetricWriter, means: dict[str, np.ndarray], seeds: lis
 
 def json_safe(value: Any) -> Any:
   """`value` with every NaN/Inf float replaced by None (JSON has no NaN)."""
-  if isinstance(value, (np.floating, np.integer)):
-    value = value.item()
-  if isinstance(value, float) and not math.isfinite(value):
-    return None
-  if isinstance(value, dict):
-    return {k: json_safe(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [json_safe(v) for v in value]
-  if isinstance(value, np.ndarray):
-    return json_safe(value.tolist())
-  return value
+  return logs.plain(value, nonfinite="null")
 
 
 def write_eval_file(path: pathlib.Path, step: int, seeds: list[int],

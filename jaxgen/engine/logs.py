@@ -19,17 +19,22 @@ import numpy as np
 import tqdm
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any, nonfinite: str = "string") -> Any:
+  """`value` as plain JSON types; NaN/Inf floats as strings ("nan") or None.
+
+  JSON has no NaN: metrics.jsonl keeps them readable as strings, eval.json
+  writes null (`nonfinite="null"`), as docs/reliability.md says.
+  """
   if isinstance(value, (np.floating, np.integer)):
     value = value.item()
   if isinstance(value, float) and not math.isfinite(value):
-    return str(value)  # JSON has no NaN/Inf; keep them readable
+    return None if nonfinite == "null" else str(value)
   if isinstance(value, dict):
-    return {k: _plain(v) for k, v in value.items()}
+    return {k: plain(v, nonfinite) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [_plain(v) for v in value]
+    return [plain(v, nonfinite) for v in value]
   if isinstance(value, np.ndarray):
-    return _plain(value.tolist())
+    return plain(value.tolist(), nonfinite)
   return value
 
 
@@ -72,7 +77,7 @@ class MetricWriter:
                         f"got {tensorboard!r}")
 
   def write(self, record: dict[str, Any]) -> None:
-    record = _plain(record)
+    record = plain(record)
     self.records.append(record)
     if self._file is not None:
       self._file.write(json.dumps(record) + "\n")
