@@ -19,7 +19,6 @@ replica of a multi-seed run uses its own seed.
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import zlib
 from collections.abc import Iterator, Sequence
