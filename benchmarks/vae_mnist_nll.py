@@ -2,7 +2,7 @@
 
 Run: python benchmarks/vae_mnist_nll.py [--steps N] [--eval-samples K] [--out FILE]
 
-Data: `idx:/work/shared/data/mnist-t10k`, MNIST's 10,000 *test* images, which
+Data: `idx:../shared/data/mnist-t10k`, MNIST's 10,000 *test* images, which
 jaxgen splits once and for all into 8,000 training and 2,000 test images
 (stratified, fixed seed); dynamic binarization (a fresh Bernoulli draw of each
 image every time it is used in training; fixed draws for evaluation).
@@ -46,7 +46,7 @@ from jaxgen import registry  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 
-DATA = "idx:/work/shared/data/mnist-t10k"
+DATA = "idx:../shared/data/mnist-t10k"
 # Burda et al. 2016, Table 1, one stochastic layer, test NLL in nats (60k train).
 PUBLISHED = {"vae": {"k": 1, "nll": 86.76}, "iwae": {"k": 5, "nll": 85.54}}
 

@@ -71,7 +71,7 @@ class Row:
   levels: int = 256
 
 
-MNIST = "idx:/work/shared/data/mnist-t10k"
+MNIST = "idx:../shared/data/mnist-t10k"
 ROWS: dict[str, Row] = {
     "vae-mlp-digits": Row(
         "MLP VAE, digits 8x8 (the default vae config)", "vae", "digits", (8, 8, 1), 128,

@@ -7,7 +7,7 @@ For each held-out class c: train an autoencoder on the training digits
 An AUC of 0.5 is chance; 1.0 ranks every anomaly above every normal digit.
 
   python experiments/ae_anomaly_detection.py                 # 8x8 digits, all classes
-  python experiments/ae_anomaly_detection.py --data idx:/work/shared/data/mnist-t10k
+  python experiments/ae_anomaly_detection.py --data idx:../shared/data/mnist-t10k
   python experiments/ae_anomaly_detection.py --quick         # tiny, for tests
 
 Writes `anomaly_auc.json`, `anomaly_auc.md` and `error_histograms.png` under --out.

@@ -7,7 +7,7 @@ accuracy of a 5-nearest-neighbour classifier fitted on the training codes (the
 labels are used only for this score, never in training).
 
   python experiments/ae_dimensionality_reduction.py           # 8x8 digits
-  python experiments/ae_dimensionality_reduction.py --data idx:/work/shared/data/mnist-t10k
+  python experiments/ae_dimensionality_reduction.py --data idx:../shared/data/mnist-t10k
   python experiments/ae_dimensionality_reduction.py --quick   # tiny, for tests
 
 Writes `codes_autoencoder.png`, `codes_pca.png`, `reduction.json` and `reduction.md`.

@@ -11,7 +11,7 @@
 4. Report the test accuracy of each, per seed and as mean ± std.
 
   python experiments/ae_pretraining.py                      # 8x8 digits, 5 seeds
-  python experiments/ae_pretraining.py --data idx:/work/shared/data/mnist-t10k
+  python experiments/ae_pretraining.py --data idx:../shared/data/mnist-t10k
   python experiments/ae_pretraining.py --quick              # tiny, for tests
 
 Writes `pretraining.json` and `pretraining.md` under --out.

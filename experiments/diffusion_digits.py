@@ -41,7 +41,7 @@ from jaxgen.core import rng  # noqa: E402
 from jaxgen.engine import logs  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
 
-MNIST = "idx:/work/shared/data/mnist-t10k"
+MNIST = "idx:../shared/data/mnist-t10k"
 
 
 def get_config(data: str, quick: bool, steps: int,

@@ -5,7 +5,7 @@ Run:  python experiments/gan_dcgan_digits.py [--quick] [--out runs/gan_dcgan_dig
 
 Trains the DCGAN (non-saturating objective, Adam 2e-4/β1 0.5, BatchNorm in both
 networks, EMA generator for sampling) on sklearn digits (8x8) and on
-idx:/work/shared/data/mnist-t10k (28x28, the fixed 8,000/2,000 split of MNIST's
+idx:../shared/data/mnist-t10k (28x28, the fixed 8,000/2,000 split of MNIST's
 test set, so not the 60k training set of the papers). For each dataset it writes:
 
   samples.png        64 samples of the EMA generator
@@ -47,7 +47,7 @@ from jaxgen import latent  # noqa: E402
 from jaxgen.metrics.classifier_score import classifier_score, label_statistics  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
 
-MNIST = "idx:/work/shared/data/mnist-t10k"
+MNIST = "idx:../shared/data/mnist-t10k"
 
 
 def train_config(name: str, steps: int, quick: bool):

@@ -43,7 +43,7 @@ from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
 
-MNIST = "idx:/work/shared/data/mnist-t10k"
+MNIST = "idx:../shared/data/mnist-t10k"
 
 
 def shape_measures(images: np.ndarray, value_range) -> dict[str, np.ndarray]:
