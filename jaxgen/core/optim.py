@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -121,20 +124,42 @@ def apply_gradients(tx: optax.GradientTransformation, grads, opt_state, params):
   return optax.apply_updates(params, updates), opt_state
 
 
+class EmaState(NamedTuple):
+  """The state of `ema`: updates taken, and the average itself (usable as is)."""
+
+  count: jax.Array
+  ema: Any
+
+
 def ema(decay: float) -> optax.GradientTransformation:
   """The exponential moving average of parameters every family uses.
 
-  One convention everywhere: `optax.ema(decay, debias=True)` — the average
-  starts at zero and is divided by 1 − decay^t when read, as Adam's moments
-  are, so the first steps are not pulled towards the initial weights and no
-  warm-up constant is needed. Use it as
+  One convention everywhere: the average starts as a copy of the initial
+  parameters and update n (n = 0, 1, ...) uses the decay
+  min(decay, (1 + n) / (10 + n)) — the warm-up of TensorFlow's
+  `ExponentialMovingAverage(num_updates=n)`, used by score_sde and the
+  diffusion literature. Early in a run the average spans about n/9 steps, so a
+  short run is not dominated by its first weights, and no debiasing is needed
+  when it is read: `state.ema` is the averaged parameters at every step (the
+  initial ones before the first update). optax's `ema` starts from zero and
+  has no warm-up, hence this small transformation. Use it as
 
     state = ema(d).init(params)
-    averaged, state = ema(d).update(params, state)   # `averaged` is debiased
+    averaged, state = ema(d).update(params, state)   # averaged is state.ema
 
-  and keep `state` in `model_state`. With donated train states the EMA's
-  buffers are fresh arrays (optax allocates them), never aliases of params.
+  and keep `state` in `model_state`. `init` copies the parameters, so a donated
+  train state never holds the same buffer twice.
   """
   if not 0.0 <= decay < 1.0:
     raise ConfigError(f"EMA decay must be in [0, 1), got {decay}")
-  return optax.ema(decay, debias=True)
+
+  def init(params) -> EmaState:
+    return EmaState(count=jnp.zeros((), jnp.int32), ema=jax.tree.map(jnp.copy, params))
+
+  def update(params, state: EmaState, _=None):
+    n = state.count.astype(jnp.float32)
+    rate = jnp.minimum(decay, (1.0 + n) / (10.0 + n))
+    averaged = jax.tree.map(lambda e, p: rate * e + (1.0 - rate) * p, state.ema, params)
+    return averaged, EmaState(count=state.count + 1, ema=averaged)
+
+  return optax.GradientTransformation(init, update)

@@ -22,21 +22,31 @@ def test_apply_gradients_is_optax_update():
     np.testing.assert_array_equal(got, want)
 
 
-def test_ema_is_the_debiased_average():
-  """EMA_t = Σ_i (1-d) d^(t-i) p_i / (1 - d^t), checked against a NumPy loop."""
+def test_ema_is_the_warmed_up_average():
+  """ema_n+1 = r_n ema_n + (1 - r_n) p, r_n = min(d, (1+n)/(10+n)), from a copy: a NumPy loop."""
   decay = 0.9
   tx = optim.ema(decay)
-  values = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
-  state = tx.init({"w": jnp.zeros(3)})
-  for t, p in enumerate(values, start=1):
+  values = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+  initial = np.ones(3, np.float32)
+  state = tx.init({"w": jnp.asarray(initial)})
+  np.testing.assert_array_equal(state.ema["w"], initial)       # the initial weights
+  expected = initial.astype(np.float64)
+  for n, p in enumerate(values):
     averaged, state = tx.update({"w": jnp.asarray(p)}, state)
-    weights = (1 - decay) * decay ** np.arange(t - 1, -1, -1)
-    expected = (weights[:, None] * values[:t]).sum(0) / (1 - decay ** t)
+    rate = min(decay, (1 + n) / (10 + n))
+    expected = rate * expected + (1 - rate) * p
     np.testing.assert_allclose(averaged["w"], expected, rtol=1e-5, atol=1e-6)
-  # A constant parameter is its own average from the first step on.
-  state = tx.init({"w": jnp.zeros(2)})
-  averaged, _ = tx.update({"w": jnp.full(2, 3.0)}, state)
-  np.testing.assert_allclose(averaged["w"], 3.0, rtol=1e-6)
+    np.testing.assert_array_equal(averaged["w"], state.ema["w"])
+  assert int(state.count) == 40
+  # The warm-up reaches the decay at n = 80 for d = 0.9 and never exceeds it.
+  assert min(decay, 81 / 90) == decay
+
+
+def test_ema_init_is_a_copy():
+  params = {"w": jnp.arange(3.0)}
+  state = optim.ema(0.99).init(params)
+  assert state.ema["w"] is not params["w"]
+  np.testing.assert_array_equal(state.ema["w"], params["w"])
 
 
 def test_ema_decay_range():

@@ -5,7 +5,7 @@ x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε and regresses the network on ε, x_0 or v
 (L_simple), optionally with the variational bound (L_vlb, or Nichol &
 Dhariwal's hybrid L_simple + λ L_vlb with a learned variance); the objectives
 are the pure functions of `losses`. An EMA of the denoiser's weights
-(`jaxgen.core.optim.ema`: zero-initialised, debiased when read; its state in
+(`jaxgen.core.optim.ema`: a copy of the initial weights with the usual decay warm-up; its state in
 `model_state["ema"]`) is what `sample` and `evaluate` use. `evaluate` returns
 the full variational bound over all T steps, per example, in bits per
 dimension (converted by the shared `jaxgen.data.codec`).
@@ -189,12 +189,9 @@ def apply_denoiser(model: Model, params, x, t, labels):
 
 
 def averaged_params(model: Model, state: TrainState):
-  """The denoiser's debiased EMA weights (the raw weights before the first step)."""
-  ema = state.model_state["ema"]
-  started = ema.count > 0
-  correction = jnp.where(started, 1.0 - model.settings.ema_decay ** ema.count, 1.0)
-  return jax.tree.map(lambda e, p: jnp.where(started, e / correction, p),
-                      ema.ema, state.params["denoiser"])
+  """The denoiser's EMA weights (`core.optim.ema`: the initial weights before step 1)."""
+  del model
+  return state.model_state["ema"].ema
 
 
 def init(model: Model, key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
@@ -398,7 +395,7 @@ def protocol(model: Model, extra: dict[str, Any] | None = None) -> dict[str, Any
   return {
       "estimator": "the variational bound L_T + Σ_t L_{t−1} + L_0 over all "
                    f"T={model.timesteps} steps (Ho et al. 2020, eq. 5), one draw of "
-                   "x_t per step and example, EMA weights (debiased)",
+                   "x_t per step and example, EMA weights",
       "units": model.space.units,
       "decoder": (f"discretized Gaussian on {levels} levels (Ho et al. eq. 13)"
                   if levels else "Gaussian density"),

@@ -102,7 +102,7 @@ def init(players: Players, tx_g, tx_d, key: Array, batch: Batch) -> TrainState:
 
 
 def sampling_params(players: Players, state: TrainState):
-  """The generator weights used for samples: the debiased EMA, or the raw ones."""
+  """The generator weights used for samples: the EMA (core.optim.ema), or the raw ones."""
   if players.s.sample_from == "generator":
     return state.params["generator"]
   return updates.ema_weights(state.model_state["ema_generator"], players.s.ema_decay,

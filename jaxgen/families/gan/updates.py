@@ -16,7 +16,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxgen.core import collectives, optim
 from jaxgen.families.gan import losses, tricks
@@ -49,7 +48,7 @@ class Update:
 
 
 def ema(decay: float) -> Update:
-  """The generator's weights averaged by `core.optim.ema` (debiased when read)."""
+  """The generator's weights averaged by `core.optim.ema` (warm-up, no debiasing)."""
   transform = optim.ema(decay)
 
   def after(player, entry, params, metrics):
@@ -62,12 +61,10 @@ def ema(decay: float) -> Update:
                 after=after)
 
 
-def ema_weights(entry: optax.EmaState, decay: float, params: PyTree) -> PyTree:
-  """The debiased average of `ema`'s entry; `params` before the first update."""
-  count = entry.count
-  safe = jnp.maximum(count, 1)
-  averaged = optax.tree.bias_correction(entry.ema, decay, safe)
-  return jax.tree.map(lambda e, p: jnp.where(count > 0, e, p), averaged, params)
+def ema_weights(entry: optim.EmaState, decay: float, params: PyTree) -> PyTree:
+  """The generator's EMA weights (`core.optim.ema`: the initial ones before step 1)."""
+  del decay, params
+  return entry.ema
 
 
 def historical_averaging(weight: float) -> Update:
