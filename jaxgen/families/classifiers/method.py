@@ -99,6 +99,10 @@ def make_nb(config: ml_collections.ConfigDict, spec: Any) -> Method:
     values = losses.classification_metrics(
         log_proba=losses.predict_log_proba(log_joint=log_joint), labels=batch["label"])
     values["log_likelihood"] = jax.nn.logsumexp(log_joint, axis=1)
+    if "mask" in batch:
+      # A class absent from training has p(y|x) = 0: nll = inf on a real example
+      # is the truth, but on a padding row inf·0 would turn the split's mean to NaN.
+      values = {k: jnp.where(batch["mask"] > 0, v, 0.0) for k, v in values.items()}
     return values
 
   def sample(state: TrainState, key: jax.Array, num: int,

@@ -57,9 +57,12 @@ def log_gaussian_prob(*, x: jax.Array, means: jax.Array, covariances: jax.Array,
     chol = jnp.linalg.cholesky(covariances)                # [K, D, D] or [D, D]
     if covariance_type == "tied":
       chol = jnp.broadcast_to(chol, (means.shape[0], dim, dim))
-    solve = jax.vmap(lambda c, d: jax.scipy.linalg.solve_triangular(c, d.T, lower=True).T,
-                     in_axes=(0, 1), out_axes=1)
-    mahalanobis = jnp.sum(solve(chol, diff) ** 2, axis=-1)
+    # L⁻¹ once per component (as sklearn's precision Cholesky), then one
+    # batched matmul: a triangular solve per example is ~20x slower on CPU.
+    eye = jnp.broadcast_to(jnp.eye(dim, dtype=x.dtype), chol.shape)
+    inverse = jax.vmap(lambda c, e: jax.scipy.linalg.solve_triangular(c, e, lower=True))(
+        chol, eye)                                         # [K, D, D]
+    mahalanobis = jnp.sum(jnp.einsum("kij,bkj->bki", inverse, diff) ** 2, axis=-1)
     log_det = 2 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
   elif covariance_type == "diag":
     mahalanobis = jnp.sum(diff ** 2 / covariances[None], axis=-1)
