@@ -170,6 +170,9 @@ def sample(run: LoadedRun | str | pathlib.Path, num: int = 64, seed: int = 0,
   run = _as_run(run)
   if num < 1:
     raise ConfigError(f"num must be at least 1, got {num}")
+  if run.method.sample is None:
+    raise ConfigError(f"method {run.method.name!r} models p(y|x) only: it has no "
+                      "samples to draw")
   state = run.replica(replica)
   fn = jax.jit(lambda s, k: run.method.sample(s, k, num, **conditioning))
   return np.asarray(fn(state, jax.random.PRNGKey(seed)))

@@ -55,7 +55,8 @@ class Method(NamedTuple):
 
   init(key, example_batch) -> TrainState
   train_step(state, batch) -> (state, metrics): scalar metrics, "loss" among them.
-  sample(state, key, num, **conditioning) -> [num, *data_shape] in data space.
+  sample(state, key, num, **conditioning) -> [num, *data_shape] in data space
+    (None for a model with no p(x), such as a discriminative classifier).
   evaluate(state, batch, keys) -> {name: [batch]} per-example values; `keys`
     are per-example keys (`keys[i]` = fold_in(eval_key, global index of
     example i)); draw noise from them with `jaxgen.core.rng`. The engine
@@ -69,7 +70,7 @@ class Method(NamedTuple):
   name: str
   init: Callable[[jax.Array, Batch], TrainState]
   train_step: Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
-  sample: Callable[..., jax.Array]
+  sample: Callable[..., jax.Array] | None   # None: a discriminative model
   evaluate: Callable[[TrainState, Batch, jax.Array], Metrics] | None = None
   reconstruct: Callable[[TrainState, Batch, jax.Array], jax.Array] | None = None
   encode: Callable[..., Any] | None = None

@@ -50,7 +50,8 @@ def evaluators_for(method: Method, spec: Any, coverage_samples: int
   if method.evaluate is not None:
     found.append(PerExample(METHOD_EVALUATOR, method.evaluate,
                             dict(method.eval_protocol or {})))
-  if getattr(spec, "modes", None) is not None and coverage_samples:
+  if (getattr(spec, "modes", None) is not None and coverage_samples
+      and method.sample is not None):
     found.append(mode_coverage_evaluator(spec.modes, spec.mode_std, coverage_samples))
   found.extend(getattr(method, "evaluators", ()) or ())
   names = [e.name for e in found]

@@ -294,7 +294,8 @@ class Trainer:
 
   def write_images(self, state: TrainState, step: int, final: bool) -> None:
     """Writes the sample grid (and reconstructions) for `step`."""
-    if self.workdir is None or not self.is_main or not self.tc.num_samples:
+    if (self.workdir is None or not self.is_main or not self.tc.num_samples
+        or self.method.sample is None):
       return
     name = "samples.png" if final else f"samples/step_{step:07d}.png"
     samples = self.sample(state, self.tc.num_samples)

@@ -171,14 +171,7 @@ def make_lr(config: ml_collections.ConfigDict, spec: Any) -> Method:
     return losses.classification_metrics(log_proba=jax.nn.log_softmax(scores, axis=1),
                                          labels=batch["label"])
 
-  def sample(state: TrainState, key: jax.Array, num: int, **conditioning) -> jax.Array:
-    """Not defined: a discriminative model has no p(x). Returns NaN of the data's shape.
-
-    (The contract asks every method for `sample`; NaN cannot be mistaken
-    for data. Sample grids are off by default: train.num_samples=0.)
-    """
-    del key, conditioning
-    return jnp.full((num,) + shape, jnp.nan, state.params["classifier"]["weights"].dtype)
-
+  # A discriminative model has no p(x): no sample (the runner and `jaxgen
+  # sample` say so instead of drawing).
   return Method(name="logistic_regression", init=init, train_step=train_step,
-                sample=sample, evaluate=evaluate, eval_protocol=protocol)
+                sample=None, evaluate=evaluate, eval_protocol=protocol)

@@ -142,7 +142,11 @@ def test_nb_samples_follow_the_class_conditionals_and_lr_has_none():
   np.testing.assert_allclose(flat.var(0), params["var"][7], rtol=0.1, atol=1e-4)
   lr = jaxgen.fit(_config("logistic_regression", steps=1, overrides=[
       "train.num_devices=1", "train.final_eval=False"]))
-  assert np.all(np.isnan(np.asarray(lr.method.sample(lr.state, jax.random.PRNGKey(0), 2))))
+  assert lr.method.sample is None          # p(y|x) only: nothing to sample
+  with pytest.raises(ConfigError, match="models p\\(y\\|x\\) only: it has no samples"):
+    jaxgen.sample(jaxgen.api.LoadedRun(method=lr.method, state=lr.state, config=lr.config,
+                                       spec=lr.spec, workdir=None, step=1, seeds=[0]),
+                  num=2)
 
 
 def test_unlabelled_data_and_bad_settings_fail_with_one_line():
