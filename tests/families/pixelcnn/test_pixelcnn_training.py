@@ -105,6 +105,11 @@ def test_cli_trains_samples_and_evaluates(tmp_path, capsys):
   values = json.loads(out[:out.rindex("}") + 1])
   saved = json.loads((workdir / "eval.json").read_text())
   assert values["nll_nats"] == pytest.approx(saved["metrics"]["nll_nats"], rel=1e-5)
+  # Completion from a saved run: jaxgen.sample passes observed= and mask= on.
+  images = np.random.default_rng(0).integers(0, 2, (4, 8, 8, 1)).astype(np.float32)
+  top = np.broadcast_to(np.arange(8)[None, :, None] < 4, (4, 8, 8))
+  completed = jaxgen.sample(workdir, num=4, observed=images, mask=top)
+  np.testing.assert_array_equal(completed[:, :4], images[:, :4])
 
 
 @pytest.mark.parametrize("data,overrides,fragment", [
