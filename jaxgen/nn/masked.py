@@ -23,7 +23,6 @@ feeding a horizontal stack (the current row, left of the pixel).
 
 from __future__ import annotations
 
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
