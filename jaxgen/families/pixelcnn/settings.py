@@ -37,9 +37,10 @@ def model_config() -> dict[str, Any]:
 def default_config(data: str = "digits") -> ml_collections.ConfigDict:
   """PixelCNN defaults: binarized images, as the VAE sees them (a Bernoulli softmax).
 
-  On 8x8 digits the default (3,000 steps) trains in a few minutes on two CPU
-  cores. With data.binarize='none' the softmax runs over the data's levels
-  (17 for digits, 256 for 8-bit images).
+  On 8x8 binarized digits the default (3,000 steps) reached a test NLL of
+  22.65 nats (plain, 8 minutes) and 22.10 nats (gated, 26 minutes) on two
+  shared CPU cores (docs/pixelcnn.md). With data.binarize='none' the softmax
+  runs over the data's levels (17 for digits, 256 for 8-bit images).
   """
   del data
   return ml_collections.ConfigDict(dict(
