@@ -65,6 +65,9 @@ def _variants() -> dict[str, tuple[Callable[[], Any], dict[str, Any]]]:
   none = contextlib.nullcontext
   variants: dict[str, tuple[Callable[[], Any], dict[str, Any]]] = {
       "base": (none, {}),
+      # base again, built and compiled separately: an A/A control that shows
+      # how far two identical steps drift apart in this run.
+      "control": (none, {}),
   }
   # XLA:CPU's default YNNPACK fusion types in jax 0.10 are REDUCE,
   # INDIVIDUAL_DOT and INDIVIDUAL_CONVOLUTION (checked by comparing compiled
