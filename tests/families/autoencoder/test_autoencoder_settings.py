@@ -53,6 +53,9 @@ def test_settings_that_do_not_fit_are_one_line_errors(name, data, overrides, fra
 
 def test_an_unknown_model_key_is_refused():
   config = small("ae")
-  config.model.colour = 1  # a typo in a config file adds a key
+  with pytest.raises(AttributeError, match="colour"):
+    config.model.colour = 1  # configs are locked: a typo cannot add a key
+  with config.unlocked():    # and should one get in anyway, make refuses it
+    config.model.colour = 1
   with pytest.raises(ConfigError, match="unknown key model.colour"):
     ae.make(config, data_lib.from_config(config.data).spec)

@@ -67,7 +67,9 @@ def test_init_gives_every_random_stream_its_own_key(monkeypatch):
 
 
 def test_decode_needs_an_explicit_key_for_the_style_generators_noise():
-  config = tiny("gan", "digits", ["model.architecture=style"])
+  # The raw generator, whose weights the test edits (the EMA is a copy of the
+  # initial ones until the first step).
+  config = tiny("gan", "digits", ["model.architecture=style", "model.sample_from=generator"])
   method = make(config)
   state = method.init(jax.random.PRNGKey(0), example(spec_of(config)))
   # Turn the noise on (its strength starts at zero) so that keys matter.
