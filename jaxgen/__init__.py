@@ -8,6 +8,11 @@
 See README.md for the quickstart and docs/architecture.md for the contract.
 """
 
+from jaxgen import _xla_flags
+
+# Before anything below can start a JAX backend: XLA reads its flags once.
+_xla_flags.apply_default_flags()
+
 from jaxgen.api import (LoadedRun, RunResult, build_config, evaluate, fit,
                         get_config, list_datasets, list_methods, load, sample, train)
 from jaxgen.core.state import Method, TrainState
