@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
@@ -32,7 +32,7 @@ fit = loop.fit
 RunResult = loop.RunResult
 
 
-def train(method: str, *, data: str | None = None,
+def train(method: str | None = None, *, data: str | None = None,
           config: ml_collections.ConfigDict | str | None = None,
           overrides: Mapping[str, Any] | Iterable[str] = (),
           workdir: str | pathlib.Path | None = None, steps: int | None = None,
@@ -41,18 +41,97 @@ def train(method: str, *, data: str | None = None,
   """Trains `method` and returns the final state and metrics.
 
   Args:
-    method: a registered method name (`jaxgen.list_methods()`).
+    method: a registered method name (`jaxgen.list_methods()`); may be left
+      out with `resume=True` on a workdir that holds a run.
     data: a dataset name (`jaxgen.list_datasets()`); default: the method's.
     config: a full ConfigDict or the path of a config file; default: the
       method's defaults.
     overrides: {"model.latent_dim": 4} or ["model.latent_dim=4"].
     workdir: where the run is written; None trains in memory.
     steps, seed, seeds: shorthands for train.steps, train.seed, train.seeds.
-    resume, overwrite: see `fit`.
+    resume, overwrite: see `fit`. With `resume` on a workdir that holds a run,
+      the run's own config is used (`resume_config`): the other arguments may
+      be left out, and those given must agree with it.
   """
-  cfg = build_config(method, data=data, config=config, overrides=overrides,
-                     steps=steps, seed=seed, seeds=seeds)
+  if resume and workdir is not None and has_run(workdir):
+    cfg = resume_config(workdir, method=method, data=data, config=config,
+                        overrides=overrides, steps=steps, seed=seed, seeds=seeds)
+  else:
+    if method is None:
+      raise ConfigError("train() needs a method to start a run"
+                        + (f" (workdir {str(workdir)!r} holds no run to resume)"
+                           if resume and workdir is not None else ""))
+    cfg = build_config(method, data=data, config=config, overrides=overrides,
+                       steps=steps, seed=seed, seeds=seeds)
   return loop.fit(cfg, workdir=workdir, resume=resume, overwrite=overwrite)
+
+
+def has_run(workdir: str | pathlib.Path) -> bool:
+  """Whether `workdir` holds a run that `resume` continues (a committed checkpoint)."""
+  path = pathlib.Path(workdir)
+  return path.is_dir() and workdir_lib.has_checkpoint(path)
+
+
+def _api_spelling(name: str, value: Any) -> str:
+  """How an argument is shown in an error raised through the Python API."""
+  return f"{name}={value!r}"
+
+
+def resume_config(workdir: str | pathlib.Path, *, method: str | None = None,
+                  data: str | None = None,
+                  config: ml_collections.ConfigDict | str | None = None,
+                  overrides: Mapping[str, Any] | Iterable[str] = (),
+                  steps: int | None = None, seed: int | None = None,
+                  seeds: Iterable[int] | None = None,
+                  spelling: Callable[[str, Any], str] = _api_spelling
+                  ) -> ml_collections.ConfigDict:
+  """The config that continues the run in `workdir`: its saved one, `steps` applied.
+
+  Every other argument is optional; one that is given must agree with the
+  saved run, or a ConfigError names it as the caller typed it (`spelling`
+  formats an argument: `data='digits'` here, `--data digits` on the CLI).
+  `overrides` may change only settings that a resumed run may change
+  (`config.RESUMABLE_KEYS`: reporting, checkpoints, devices).
+  """
+  saved_dict, _ = workdir_lib.read_run(workdir)
+  saved = config_lib.from_dict(saved_dict)
+
+  def refuse(name: str, used: Any, given: Any, given_name: str = "") -> ConfigError:
+    return ConfigError(f"{spelling(name, used)} was used for this run; you passed "
+                       f"{spelling(given_name or name, given)}")
+
+  if method is not None and method != saved.method:
+    raise refuse("method", saved.method, method)
+  if data is not None and data != saved.data.name:
+    raise refuse("data", saved.data.name, data)
+  saved_seeds = tuple(saved.train.seeds or ())
+  if seeds is not None and tuple(seeds) != saved_seeds:
+    raise refuse("seeds", list(saved_seeds) if saved_seeds else None, list(seeds))
+  if seed is not None and (saved_seeds or seed != saved.train.seed):
+    raise (refuse("seeds", list(saved_seeds), seed, "seed") if saved_seeds
+           else refuse("seed", saved.train.seed, seed))
+  if config is not None:
+    given = build_config(saved.method, data=saved.data.name, config=config)
+    config_lib.resolve_derived(given, saved_dict)
+    diffs = config_lib.differences(saved_dict, config_lib.to_dict(given))
+    if diffs:
+      more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+      raise ConfigError(f"{spelling('config', config)} differs from this run's "
+                        f"config: {diffs[0]}{more}")
+  items = (list(overrides.items()) if isinstance(overrides, Mapping)
+           else list(overrides))
+  for item in items:
+    before = config_lib.to_dict(saved)
+    _apply(saved, dict([item]) if isinstance(item, tuple) else [item])
+    diffs = config_lib.differences(before, config_lib.to_dict(saved))
+    if diffs:
+      shown = f"{item[0]}={item[1]!r}" if isinstance(item, tuple) else item
+      raise ConfigError(f"{spelling('overrides', shown)} would change this run: "
+                        f"{diffs[0]}; a resumed run keeps its settings (only "
+                        "train reporting, checkpoint and device keys may change)")
+  if steps is not None:
+    config_lib.set_value(saved, "train.steps", steps)
+  return saved
 
 
 def build_config(method: str, *, data: str | None = None,

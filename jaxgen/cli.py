@@ -4,6 +4,7 @@
   jaxgen train METHOD [--data NAME] [--config FILE.py] [--set key=value ...]
                [--workdir DIR] [--seed N | --seeds 0-7] [--steps N]
                [--resume | --overwrite]
+  jaxgen train --workdir DIR --resume [--steps N]   (the run's own settings)
   jaxgen sample --workdir DIR [--num 64] [--seed N] [--out FILE.png|FILE.npz]
   jaxgen eval --workdir DIR [--seed N] [--set key=value ...]
 
@@ -21,6 +22,7 @@ import os
 import pathlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -41,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
   sub.add_parser("list", help="list methods and datasets")
 
   train = sub.add_parser("train", help="train a method")
-  train.add_argument("method", help="method name (see `jaxgen list`)")
+  train.add_argument("method", nargs="?", default=None,
+                     help="method name (see `jaxgen list`); with --resume, the "
+                          "run's own when left out")
   train.add_argument("--data", help="dataset name (see `jaxgen list`)")
   train.add_argument("--config", help="config file whose get_config() returns a ConfigDict")
   train.add_argument("--set", dest="overrides", action="append", default=[],
@@ -53,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument("--steps", type=int, help="number of train steps")
   mode = train.add_mutually_exclusive_group()
   mode.add_argument("--resume", action="store_true",
-                    help="continue the run in --workdir from its latest checkpoint")
+                    help="continue the run in --workdir from its latest checkpoint, "
+                         "with its saved method, data, config and seeds (flags given "
+                         "must agree with them; --steps N extends the run)")
   mode.add_argument("--overwrite", action="store_true",
                     help="replace the run in --workdir")
   train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -93,15 +99,52 @@ def _list() -> None:
     print(f"  {name:<18} {description}")
 
 
-def _train(args: argparse.Namespace) -> int:
+def _cli_spelling(name: str, value: Any) -> str:
+  """An argument of `jaxgen train` as the user typed it, for error messages."""
+  if name == "method":
+    return f"method {value}"
+  if name == "overrides":
+    return f"--set {value}"
+  if name == "seeds":
+    return ("no --seeds" if not value else
+            f"--seeds {','.join(map(str, value)) if isinstance(value, list) else value}")
+  return f"--{name} {value}"
+
+
+def _train_config(args: argparse.Namespace):
+  """The config to train: the saved run's with --resume, else built from the flags."""
   from jaxgen import api, config as config_lib  # pylint: disable=import-outside-toplevel
+  from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  if args.seeds is not None and not args.seeds.strip():
+    raise ConfigError("--seeds is empty; give a range like 0-7 or a list like 1,3,5")
   seeds = config_lib.parse_seed_range(args.seeds) if args.seeds else None
-  config = api.build_config(args.method, data=args.data, config=args.config,
-                            overrides=args.overrides, steps=args.steps,
-                            seed=args.seed, seeds=seeds)
+  if args.resume and not args.workdir:
+    raise ConfigError("--resume needs the --workdir of the run to continue")
+  if args.resume and api.has_run(args.workdir):
+    return api.resume_config(args.workdir, method=args.method, data=args.data,
+                             config=args.config, overrides=args.overrides,
+                             steps=args.steps, seed=args.seed, seeds=seeds,
+                             spelling=_cli_spelling)
+  if args.method is None:
+    raise ConfigError(
+        "a METHOD is needed to start a run (see `jaxgen list`)"
+        + (f"; {args.workdir!r} holds no run to resume" if args.resume else
+           "; it may be left out only with --resume"))
+  if args.resume:
+    # The first line of output, so that a mistyped workdir is noticed at once.
+    print(f"no run to resume in {args.workdir} (no checkpoint): starting a new "
+          f"{args.method} run", flush=True)
+  return api.build_config(args.method, data=args.data, config=args.config,
+                          overrides=args.overrides, steps=args.steps,
+                          seed=args.seed, seeds=seeds)
+
+
+def _train(args: argparse.Namespace) -> int:
+  from jaxgen import api  # pylint: disable=import-outside-toplevel
+  config = _train_config(args)
   if args.no_progress:
     config.train.progress = False
-  workdir = args.workdir or _default_workdir(args.method, config.data.name)
+  workdir = args.workdir or _default_workdir(config.method, config.data.name)
   result = api.fit(config, workdir=workdir, resume=args.resume,
                    overwrite=args.overwrite)
   print(f"workdir: {result.workdir}")

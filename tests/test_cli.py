@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+import jaxgen
 from jaxgen import cli
+from jaxgen.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SMALL = ["--set", "model.hidden=(32,)", "--set", "model.latent_dim=2",
@@ -40,7 +42,10 @@ def test_list_shows_methods_and_datasets(capsys):
     (["train", "vae", "--config", "missing_config.py"], "does not exist"),
     (["sample", "--workdir", "no/such/dir"], "holds no jaxgen run"),
     (["eval", "--workdir", "no/such/dir"], "holds no jaxgen run"),
-    (["train"], "the following arguments are required: method"),
+    (["train"], "a METHOD is needed to start a run"),
+    (["train", "vae", "--seeds", ""], "--seeds is empty"),
+    (["train", "--resume"], "--resume needs the --workdir"),
+    (["train", "--resume", "--workdir", "no/such/dir"], "holds no run to resume"),
     (["fly"], "invalid choice: 'fly'"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(capsys, argv, fragment):
@@ -147,3 +152,60 @@ def test_sample_writes_png_and_npz(capsys, trained_run, tmp_path):
   code, _, err = run_main(capsys, "sample", "--workdir", str(workdir), "--out",
                           str(tmp_path / "grid.jpg"))
   assert code == 2 and "--out must end in .png or .npz" in err
+
+
+def _jaxgen(*argv, cwd=REPO):
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  return subprocess.run([sys.executable, "-m", "jaxgen", *argv], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+RING = ["--data", "toy2d:ring8", "--seeds", "0,1", "--no-progress",
+        "--set", "model.hidden=(16,)", "--set", "data.batch_size=32",
+        "--set", "train.checkpoint_every=10", "--set", "train.num_samples=0",
+        "--set", "train.coverage_samples=0"]
+
+
+def test_resume_takes_method_data_config_and_seeds_from_the_run(tmp_path, capsys):
+  workdir = tmp_path / "ring"
+  done = _jaxgen("train", "vae", "--workdir", str(workdir), "--steps", "20", *RING)
+  assert done.returncode == 0, done.stderr
+  saved = (workdir / "config.json").read_text()
+  # Flags that disagree with the run: one line naming the flag as typed.
+  done = _jaxgen("train", "--workdir", str(workdir), "--resume", "--data", "digits")
+  assert done.returncode == 2
+  assert done.stderr.strip() == ("jaxgen: error: --data toy2d:ring8 was used for this "
+                                 "run; you passed --data digits")
+  for argv, fragment in [
+      (["gan"], "method vae was used for this run; you passed method gan"),
+      (["--seeds", "0-2"], "--seeds 0,1 was used for this run; you passed --seeds 0,1,2"),
+      (["--seed", "0"], "--seeds 0,1 was used for this run; you passed --seed 0"),
+      (["--set", "model.latent_dim=3"], "--set model.latent_dim=3 would change this run"),
+      (["--steps", "10"], "train.steps=10 is below step 20"),
+  ]:
+    code, _, err = run_main(capsys, "train", "--workdir", str(workdir), "--resume", *argv)
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+  # Through the Python API the error names the function's argument.
+  with pytest.raises(ConfigError, match="data='toy2d:ring8' was used for this run; "
+                     "you passed data='digits'"):
+    jaxgen.train(workdir=workdir, resume=True, data="digits")
+  assert (workdir / "config.json").read_text() == saved
+  # The workdir alone (and a reporting flag) continues the run with its settings.
+  done = _jaxgen("train", "--workdir", str(workdir), "--resume", "--steps", "30",
+                 "--set", "train.log_every=5", "--no-progress")
+  assert done.returncode == 0, done.stderr
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["method"] == "vae" and config["data"]["name"] == "toy2d:ring8"
+  assert config["train"]["seeds"] == [0, 1] and config["train"]["steps"] == 30
+  assert config["model"]["hidden"] == [16]
+  assert max(int(p.name) for p in (workdir / "checkpoints").iterdir()) == 30
+
+
+def test_resume_without_a_run_says_first_that_it_starts_a_new_one(tmp_path):
+  workdir = tmp_path / "fresh"
+  done = _jaxgen("train", "vae", "--workdir", str(workdir), "--resume", "--steps", "2",
+                 *RING)
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.splitlines()[0] == (
+      f"no run to resume in {workdir} (no checkpoint): starting a new vae run")
+  assert (workdir / "checkpoints" / "2").is_dir()

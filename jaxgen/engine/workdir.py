@@ -164,6 +164,7 @@ def prepare(workdir: str | pathlib.Path, config: dict[str, Any], *,
     elif resume:
       saved = _read_json(saved_path, "config")
       _check_resumable(path, saved, config)
+      _check_steps(path, config)
     else:
       unlock(path)
       raise WorkdirError(
@@ -192,6 +193,28 @@ def _check_resumable(path: pathlib.Path, saved: dict[str, Any] | None,
   if message:
     unlock(path)
     raise WorkdirError(message)
+
+
+def newest_step(path: pathlib.Path) -> int | None:
+  """The newest committed checkpoint folder's step, or None."""
+  checkpoints = path / CHECKPOINT_DIR
+  steps = [int(p.name) for p in checkpoints.iterdir()
+           if p.is_dir() and p.name.isdigit()] if checkpoints.is_dir() else []
+  return max(steps) if steps else None
+
+
+def _check_steps(path: pathlib.Path, config: dict[str, Any]) -> None:
+  """Refuses to resume to fewer steps than the run has done (unlocking first).
+
+  Training would stop at once and config.json would say a length the
+  checkpoints contradict; nothing is written.
+  """
+  done = newest_step(path)
+  steps = config.get("train", {}).get("steps")
+  if done is not None and isinstance(steps, int) and steps < done:
+    unlock(path)
+    raise WorkdirError(f"train.steps={steps} is below step {done}, where the run in "
+                       f"{str(path)!r} stands; resume with {done} steps or more")
 
 
 def _read_json(file: pathlib.Path, what: str) -> dict[str, Any] | None:
