@@ -5,8 +5,10 @@
                [--workdir DIR] [--seed N | --seeds 0-7] [--steps N]
                [--resume | --overwrite]
   jaxgen train --workdir DIR --resume [--steps N]   (the run's own settings)
-  jaxgen sample --workdir DIR [--num 64] [--seed N] [--out FILE.png|FILE.npz]
-  jaxgen eval --workdir DIR [--seed N] [--set key=value ...]
+  jaxgen sample --workdir DIR [--num 64] [--seed N] [--step N] [--set key=value ...]
+                [--labels 0,1,2 | --class C] [--guidance W] [--out FILE.png|FILE.npz]
+  jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
+              [--out FILE.json]
 
 Bad input exits with status 2 and one line naming the problem and the valid
 choices; a run stopped by NaN/Inf exits with 1; SIGTERM/SIGINT save a checkpoint
@@ -20,7 +22,9 @@ import datetime
 import json
 import os
 import pathlib
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,22 +68,59 @@ def _parser() -> argparse.ArgumentParser:
                     help="replace the run in --workdir")
   train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-  sample = sub.add_parser("sample", help="draw samples from a trained run")
+  sample = sub.add_parser(
+      "sample", help="draw samples from a trained run",
+      description="Draw samples from a trained run's checkpoint (the newest "
+                  "restorable one, or --step N).")
   sample.add_argument("--workdir", required=True)
-  sample.add_argument("--num", type=int, default=64)
-  sample.add_argument("--seed", type=int, default=0)
+  sample.add_argument("--num", type=int, default=64, help="number of samples (64)")
+  sample.add_argument("--seed", type=int, default=0, help="sampling key seed (0)")
+  sample.add_argument("--step", type=int, default=None,
+                      help="the checkpoint to sample from (default: the newest)")
   sample.add_argument("--replica", type=int, default=0,
                       help="which seed's replica of a multi-seed run")
-  sample.add_argument("--out", default=None, help="FILE.png (grid) or FILE.npz (arrays)")
+  sample.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE",
+                      help="change a sampling-time setting, checked against the "
+                           "method's settings: e.g. model.sampler=ddim, "
+                           "model.sample_steps=50, model.ddim_eta=0.5 (diffusion), "
+                           "model.sample_mode=mean (VAE); training settings and "
+                           "settings that change the parameters' shapes are refused")
+  labels = sample.add_mutually_exclusive_group()
+  labels.add_argument("--labels", help="conditional models: one label per sample, "
+                                       "e.g. 0,1,2 (default: 0, 1, 2, ... cycling)")
+  labels.add_argument("--class", dest="class_", type=int, metavar="C",
+                      help="conditional models: every sample of class C")
+  sample.add_argument("--guidance", type=float, default=None, metavar="W",
+                      help="guided diffusion: the guidance weight (classifier-free) "
+                           "or scale (classifier); default: model.guidance_scale")
+  sample.add_argument("--out", default=None,
+                      help="FILE.png (grid) or FILE.npz (arrays); default: "
+                           "WORKDIR/samples_seedN.png")
 
-  evaluate = sub.add_parser("eval", help="evaluate a trained run on its test split")
+  evaluate = sub.add_parser(
+      "eval", help="evaluate a trained run on its test split",
+      description="Evaluate a trained run's checkpoint on its test split and "
+                  "write the numbers with their protocol to WORKDIR/eval/<what was "
+                  "asked>.json (e.g. eval/seed3.json; eval/default.json without "
+                  "options); the run's own eval.json is never replaced.")
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--seed", type=int, default=None,
                         help="evaluation key seed (default: the run's own keys)")
+  evaluate.add_argument("--step", type=int, default=None,
+                        help="the checkpoint to evaluate (default: the newest)")
+  evaluate.add_argument("--num", type=int, default=None,
+                        help="evaluate the first NUM test examples (default: all); "
+                             "each keeps its own key")
   evaluate.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
-                        help="change an evaluation setting, e.g. "
-                             "model.eval_importance_samples=5000")
+                        help="change an evaluation-time setting, e.g. "
+                             "model.eval_importance_samples=5000 (VAE) or "
+                             "train.eval_batch_size=256; training settings and "
+                             "settings that change the parameters' shapes are refused")
+  evaluate.add_argument("--out", default=None,
+                        help="FILE.json to write (default: WORKDIR/eval/<what was "
+                             "asked>.json)")
   return parser
 
 
@@ -158,6 +199,25 @@ def _train(args: argparse.Namespace) -> int:
   return 0
 
 
+def _labels(args: argparse.Namespace) -> dict[str, Any]:
+  """The conditioning keyword arguments of `jaxgen sample`."""
+  from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  conditioning: dict[str, Any] = {}
+  if args.labels is not None:
+    try:
+      conditioning["labels"] = [int(v) for v in args.labels.split(",")]
+    except ValueError:
+      raise ConfigError(f"--labels expects integers like 0,1,2; got "
+                        f"{args.labels!r}") from None
+    if len(conditioning["labels"]) == 1:
+      conditioning["labels"] = conditioning["labels"][0]
+  elif args.class_ is not None:
+    conditioning["labels"] = args.class_
+  if args.guidance is not None:
+    conditioning["guidance"] = args.guidance
+  return conditioning
+
+
 def _sample(args: argparse.Namespace) -> int:
   from jaxgen import api  # pylint: disable=import-outside-toplevel
   from jaxgen import viz  # pylint: disable=import-outside-toplevel
@@ -165,8 +225,11 @@ def _sample(args: argparse.Namespace) -> int:
   out = pathlib.Path(args.out or pathlib.Path(args.workdir) / f"samples_seed{args.seed}.png")
   if out.suffix not in (".png", ".npz"):
     raise ConfigError(f"--out must end in .png or .npz, got {str(out)!r}")
-  run = api.load(args.workdir)
-  samples = api.sample(run, num=args.num, seed=args.seed, replica=args.replica)
+  api.check_writable(out, "--out")
+  conditioning = _labels(args)
+  run = api.load(args.workdir, args.step)
+  samples = api.sample(run, num=args.num, seed=args.seed, replica=args.replica,
+                       overrides=args.overrides, **conditioning)
   out.parent.mkdir(parents=True, exist_ok=True)
   if out.suffix == ".npz":
     import numpy as np  # pylint: disable=import-outside-toplevel
@@ -179,14 +242,33 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
   from jaxgen import api  # pylint: disable=import-outside-toplevel
-  result = api.evaluate(args.workdir, seed=args.seed, overrides=args.overrides)
+  result = api.evaluate(args.workdir, seed=args.seed, overrides=args.overrides,
+                        step=args.step, num=args.num, out=args.out)
   print(json.dumps({"step": result["step"], **result["metrics"]}, indent=2))
-  print(f"wrote {pathlib.Path(args.workdir) / 'eval.json'}")
+  print(f"wrote {result['path']}")
   return 0
+
+
+# Python API arguments named in errors, as the flags of the command.
+_FLAGS = {"resume=True": "--resume", "overwrite=True": "--overwrite"}
+
+
+def _as_flags(message: str) -> str:
+  """An error raised through the Python API, in the command's terms."""
+  for argument, flag in _FLAGS.items():
+    message = message.replace(argument, flag)
+  return message
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+  """Warnings as one line each (a skipped checkpoint, changed library versions)."""
+  del category, filename, lineno, line
+  return f"jaxgen: warning: {message}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the `jaxgen` command; returns the exit status."""
+  warnings.formatwarning = _one_line_warning
   args = _parser().parse_args(argv)
   try:
     if args.command == "list":
@@ -198,11 +280,31 @@ def main(argv: Sequence[str] | None = None) -> int:
       return _sample(args)
     return _eval(args)
   except UserError as error:
-    print(f"jaxgen: error: {error}", file=sys.stderr)
+    print(f"jaxgen: error: {_as_flags(str(error))}", file=sys.stderr)
+    if argv is None:   # the command itself, not a call from Python
+      _silence_stderr()
     return error.exit_code
   except NonFiniteError as error:
     print(f"jaxgen: {error}", file=sys.stderr)
+    if argv is None:
+      _silence_stderr()
     return error.exit_code
+  except KeyboardInterrupt:
+    # Outside the train loop (whose handler saves and exits 130 itself): the
+    # final evaluation, sampling, `jaxgen eval`. Checkpoints are committed.
+    print("jaxgen: interrupted", file=sys.stderr)
+    if argv is None:
+      _silence_stderr()
+    return 128 + signal.SIGINT
+
+
+def _silence_stderr() -> None:
+  """Keeps the error line the last one: library threads that shut down after a
+  failed restore (Orbax, tensorstore, asyncio) would print tracebacks at exit."""
+  sys.stderr.flush()
+  devnull = open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+  os.dup2(devnull.fileno(), 2)
+  sys.stderr = devnull
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -63,7 +64,7 @@ def test_existing_workdir_is_not_overwritten(capsys, tmp_path):
   (tmp_path / "config.json").write_text("{}")
   (tmp_path / "checkpoints" / "100").mkdir(parents=True)   # a run, not a failed start
   code, _, err = run_main(capsys, "train", "vae", "--workdir", str(tmp_path))
-  assert code == 2 and "already holds a run" in err
+  assert code == 2 and "already holds a run; pass --resume to continue it or --overwrite" in err
   assert (tmp_path / "config.json").read_text() == "{}"
 
 
@@ -129,10 +130,50 @@ def test_eval_settings_can_change_at_evaluation_time(capsys, trained_run):
   # The importance-weighted bound is at least the ELBO (in expectation, and
   # here with a margin far above its noise).
   assert values["log_likelihood"] >= values["elbo"]
-  saved = json.loads((workdir / "eval.json").read_text())
+  saved = json.loads(
+      (workdir / "eval" / "model.eval_importance_samples=20.json").read_text())
   assert saved["protocol"]["config_overrides"] == ["model.eval_importance_samples=20"]
   code, _, err = run_main(capsys, "eval", "--workdir", str(workdir), "--set", "model.nope=1")
   assert code == 2 and "unknown config key 'model.nope'" in err
+
+
+@pytest.mark.parametrize("setting,fragment", [
+    ("model.latent_dim=3", "model.latent_dim would change the shapes of the trained"),
+    ("model.hidden=(16,)", "would change the shapes"),
+    ("data.binarize=none", "data.binarize is a training setting"),
+    ("optim.learning_rate=0.1", "optim.learning_rate is a training setting"),
+])
+def test_eval_and_sample_refuse_training_settings(capsys, trained_run, setting, fragment):
+  workdir, _ = trained_run
+  for command in ("eval", "sample"):
+    code, _, err = run_main(capsys, command, "--workdir", str(workdir), "--set", setting)
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+  assert not (workdir / "eval" / f"{setting}.json").exists()
+
+
+def test_eval_never_replaces_the_runs_own_eval_json(capsys, trained_run):
+  workdir, _ = trained_run
+  own = (workdir / "eval.json").read_text()
+  code, out, _ = run_main(capsys, "eval", "--workdir", str(workdir), "--seed", "3")
+  assert code == 0 and f"wrote {workdir / 'eval' / 'seed3.json'}" in out
+  assert json.loads((workdir / "eval" / "seed3.json").read_text())["step"] == 40
+  assert (workdir / "eval.json").read_text() == own
+  # --step and --num: an older checkpoint, the first examples with their own keys.
+  code, out, _ = run_main(capsys, "eval", "--workdir", str(workdir), "--step", "20",
+                          "--num", "100", "--set", "train.eval_batch_size=48")
+  assert code == 0
+  saved = json.loads((workdir / "eval" / "step20-num100-train.eval_batch_size=48.json")
+                     .read_text())
+  assert saved["step"] == 20 and saved["protocol"]["num_examples"] == 100
+  at_20 = jaxgen.evaluate(jaxgen.load(workdir, step=20), save=False, num=100,
+                          batch_size=100)["metrics"]
+  assert saved["metrics"]["elbo"] == pytest.approx(at_20["elbo"], rel=1e-5)
+  code, out, _ = run_main(capsys, "eval", "--workdir", str(workdir), "--num", "1",
+                          "--out", str(workdir / "mine.json"))
+  assert code == 0 and (workdir / "mine.json").exists()
+  assert (workdir / "eval.json").read_text() == own
+  code, _, err = run_main(capsys, "eval", "--workdir", str(workdir), "--step", "30")
+  assert code == 2 and "no checkpoint 30 in" in err and "saved steps: 20, 40" in err
 
 
 def test_sample_writes_png_and_npz(capsys, trained_run, tmp_path):
@@ -152,6 +193,84 @@ def test_sample_writes_png_and_npz(capsys, trained_run, tmp_path):
   code, _, err = run_main(capsys, "sample", "--workdir", str(workdir), "--out",
                           str(tmp_path / "grid.jpg"))
   assert code == 2 and "--out must end in .png or .npz" in err
+  (tmp_path / "afile").write_text("")
+  code, _, err = run_main(capsys, "sample", "--workdir", str(workdir), "--out",
+                          str(tmp_path / "afile" / "s.npz"))
+  assert code == 2 and "is a file, not a directory" in err
+  assert len(err.strip().splitlines()) == 1
+
+
+def test_sample_options(capsys, trained_run, tmp_path):
+  workdir, _ = trained_run
+  code, out, _ = run_main(capsys, "sample", "--workdir", str(workdir), "--num", "4",
+                          "--step", "20", "--set", "model.sample_mode=mean",
+                          "--out", str(tmp_path / "mean.npz"))
+  assert code == 0 and "step 20" in out
+  mean = np.load(tmp_path / "mean.npz")["samples"]
+  # The decoder's mean: probabilities strictly inside (0, 1), not binary draws.
+  assert ((mean > 0) & (mean < 1)).mean() > 0.9
+  for argv, fragment in [
+      (["--class", "3"], "labels= needs method 'cvae'"),
+      (["--guidance", "2"], "method 'vae' takes no guidance= when sampling"),
+      (["--labels", "a,b"], "--labels expects integers"),
+      (["--set", "model.sample_mode=sharp"], "model.sample_mode"),
+      (["--step", "7"], "no checkpoint 7 in"),
+  ]:
+    code, _, err = run_main(capsys, "sample", "--workdir", str(workdir),
+                            "--out", str(tmp_path / "x.npz"), *argv)
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_sample_labels_of_a_conditional_model(capsys, tmp_path):
+  workdir = tmp_path / "cvae"
+  jaxgen.train("cvae", workdir=workdir, steps=2,
+               overrides={"model.hidden": (16,), "train.progress": False,
+                          "train.num_samples": 0, "train.final_eval": False,
+                          "data.batch_size": 16})
+  one_class = []
+  for argv in (["--class", "3"], ["--labels", "3,3,3,3"]):
+    out = tmp_path / f"{argv[0][2:]}.npz"
+    code, _, err = run_main(capsys, "sample", "--workdir", str(workdir), "--num", "4",
+                            "--out", str(out), *argv)
+    assert code == 0, err
+    one_class.append(np.load(out)["samples"])
+  np.testing.assert_array_equal(one_class[0], one_class[1])
+  code, _, _ = run_main(capsys, "sample", "--workdir", str(workdir), "--num", "4",
+                        "--labels", "0,1,2,3", "--out", str(tmp_path / "mixed.npz"))
+  assert code == 0
+  assert not np.array_equal(np.load(tmp_path / "mixed.npz")["samples"], one_class[0])
+  for labels, fragment in [("10", "labels must lie in 0 to 9"),
+                           ("1,2", "labels must be one label or 4")]:
+    code, _, err = run_main(capsys, "sample", "--workdir", str(workdir), "--num", "4",
+                            "--labels", labels, "--out", str(tmp_path / "bad.npz"))
+    assert code == 2 and fragment in err, err
+
+
+def test_eval_and_sample_skip_a_damaged_newest_checkpoint_without_moving_it(
+    trained_run, tmp_path):
+  workdir = tmp_path / "copy"
+  shutil.copytree(trained_run[0], workdir)
+  for file in (workdir / "checkpoints" / "40" / "state").rglob("*"):
+    if file.is_file() and file.stat().st_size > 64 and "metadata" not in file.name.lower():
+      file.write_bytes(file.read_bytes()[:16])
+  done = _jaxgen("eval", "--workdir", str(workdir), "--num", "32")
+  assert done.returncode == 0, done.stderr
+  warned = [l for l in done.stderr.splitlines() if "checkpoint 40 in" in l]
+  assert len(warned) == 1 and warned[0].startswith("jaxgen: warning:"), done.stderr
+  assert "cannot be restored" in warned[0]
+  assert json.loads((workdir / "eval" / "num32.json").read_text())["step"] == 20
+  assert (workdir / "checkpoints" / "40").is_dir()     # a reader moves nothing
+  assert not (workdir / "checkpoints.damaged").exists()
+  done = _jaxgen("sample", "--workdir", str(workdir), "--step", "40")
+  assert done.returncode == 2 and "checkpoint 40 in" in done.stderr
+  assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+  for file in (workdir / "checkpoints" / "20" / "state").rglob("*"):
+    if file.is_file() and file.stat().st_size > 64 and "metadata" not in file.name.lower():
+      file.write_bytes(file.read_bytes()[:16])
+  done = _jaxgen("sample", "--workdir", str(workdir))
+  assert done.returncode == 2
+  assert done.stderr.strip().splitlines()[-1].startswith(
+      "jaxgen: error: no restorable checkpoint in")
 
 
 def _jaxgen(*argv, cwd=REPO):
@@ -209,3 +328,33 @@ def test_resume_without_a_run_says_first_that_it_starts_a_new_one(tmp_path):
   assert done.stdout.splitlines()[0] == (
       f"no run to resume in {workdir} (no checkpoint): starting a new vae run")
   assert (workdir / "checkpoints" / "2").is_dir()
+
+
+def test_every_batch_size_is_checked_against_the_devices_before_anything_is_written(
+    tmp_path):
+  workdir = tmp_path / "two"
+  env = dict(os.environ, PYTHONPATH=str(REPO),
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  for setting, key in [("train.eval_batch_size=127", "train.eval_batch_size=127"),
+                       ("data.batch_size=33", "data.batch_size=33")]:
+    done = subprocess.run(
+        [sys.executable, "-m", "jaxgen", "train", "vae", "--workdir", str(workdir),
+         "--steps", "2", "--set", setting], cwd=REPO, env=env, capture_output=True,
+        text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"jaxgen: error: {key} does not split over 2 "
+                                   "devices; use a multiple of 2")
+    assert not workdir.exists()
+
+
+def test_an_unprepared_tfds_dataset_is_the_only_line(tmp_path):
+  """tfds logs absl warnings about the empty variant folder; only the error shows."""
+  pytest.importorskip("tensorflow_datasets")
+  (tmp_path / "tfds" / "mnist" / "3.0.1").mkdir(parents=True)
+  done = _jaxgen("train", "vae", "--data", "tfds:mnist", "--workdir",
+                 str(tmp_path / "run"), "--set", f"data.data_dir={tmp_path / 'tfds'}")
+  assert done.returncode == 2
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(
+      "jaxgen: error: tfds:mnist is not prepared in"), done.stderr
+  assert not (tmp_path / "run").exists()

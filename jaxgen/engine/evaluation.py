@@ -76,11 +76,14 @@ class Evaluation:
     batch_size: the evaluation batch size (global).
     seed: None to key every replica with its own seed (the run's evaluation);
       else this seed for every replica.
+    num_examples: evaluate only the first this many examples of the split
+      (None: all); each keeps the key of its index.
   """
 
   def __init__(self, method: Method, spec: Any, evaluators: Sequence[Evaluator], *,
                strategy: parallel.Strategy, seeds: list[int], multi: bool,
-               batch_size: int, seed: int | None = None):
+               batch_size: int, seed: int | None = None,
+               num_examples: int | None = None):
     self.method = method
     self.spec = spec
     self.evaluators = tuple(evaluators)
@@ -89,6 +92,7 @@ class Evaluation:
     self.multi = multi
     self.batch_size = batch_size
     self.seed = seed
+    self.num_examples = num_examples
     self._per_example_fn = None
     self._sample_fns: dict[int, Any] = {}
     self._model_fns: dict[str, Any] = {}
@@ -186,10 +190,16 @@ class Evaluation:
     count = 0.0
     process, processes = jax.process_index(), jax.process_count()
     batches = data_lib.eval_batches(dataset, split=split, batch_size=batch_size)
+    limit = self.num_examples
     for start, batch in zip(range(0, 1 << 62, batch_size), batches):
+      if limit is not None and start >= limit:
+        break
       # The global index of every row (padding rows run past the split and
       # are masked out), sharded with the batch.
-      batch = {**batch, "index": np.arange(start, start + batch_size, dtype=np.int32)}
+      index = np.arange(start, start + batch_size, dtype=np.int32)
+      batch = {**batch, "index": index}
+      if limit is not None:
+        batch["mask"] = batch["mask"] * (index < limit).astype(batch["mask"].dtype)
       if processes > 1:
         share = batch_size // processes
         batch = {k: v[process * share:(process + 1) * share] for k, v in batch.items()}

@@ -141,6 +141,9 @@ def prepare(workdir: str | pathlib.Path, config: dict[str, Any], *,
             resume: bool, overwrite: bool) -> pathlib.Path:
   """Checks `workdir` against the requested run, locks it and writes config.json.
 
+  Errors name the arguments of `jaxgen.fit` (`resume=True`); the CLI shows
+  them as its flags.
+
   A fresh or empty folder starts a run; so does a folder left by a start that
   failed before its first checkpoint (it holds config.json and nothing that
   can be resumed). A folder holding a run needs `resume` (and the same config,
@@ -149,7 +152,7 @@ def prepare(workdir: str | pathlib.Path, config: dict[str, Any], *,
   """
   path = pathlib.Path(workdir)
   if resume and overwrite:
-    raise WorkdirError("--resume and --overwrite exclude each other; choose one")
+    raise WorkdirError("resume=True and overwrite=True exclude each other; choose one")
   if path.exists() and not path.is_dir():
     raise WorkdirError(f"workdir {str(path)!r} is a file, not a directory")
   saved_path = path / CONFIG_FILE
@@ -168,8 +171,8 @@ def prepare(workdir: str | pathlib.Path, config: dict[str, Any], *,
     else:
       unlock(path)
       raise WorkdirError(
-          f"workdir {str(path)!r} already holds a run; pass --resume to continue "
-          "it or --overwrite to replace it")
+          f"workdir {str(path)!r} already holds a run; pass resume=True to continue "
+          "it or overwrite=True to replace it")
   remove_temporary(path)
   (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
   return path
@@ -189,7 +192,7 @@ def _check_resumable(path: pathlib.Path, saved: dict[str, Any] | None,
     if diffs:
       more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
       message = (f"workdir {str(path)!r} holds a run with a different config: "
-                 f"{diffs[0]}{more}; resume with the same settings or pass --overwrite")
+                 f"{diffs[0]}{more}; resume with the same settings or pass overwrite=True")
   if message:
     unlock(path)
     raise WorkdirError(message)

@@ -123,3 +123,23 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, reference):
   records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   steps = [r["step"] for r in records if r.get("split") == "train" and "loss" in r]
   assert steps == sorted(set(steps))
+
+
+def test_sigint_during_the_final_evaluation_exits_130_quietly(tmp_path):
+  """Training is done and checkpointed; a long final evaluation is interrupted."""
+  workdir = tmp_path / "final"
+  args = [*TRAIN[:5], "4", *TRAIN[6:]]
+  args[args.index("train.final_eval=false")] = "train.final_eval=true"
+  args[args.index("train.checkpoint_every=1")] = "train.checkpoint_every=0"
+  proc = _start(*args, "--set", "train.coverage_samples=50000000", "--workdir",
+                str(workdir))
+  deadline = time.time() + 240
+  while not (workdir / "checkpoints" / "4").is_dir() and time.time() < deadline:
+    time.sleep(0.05)
+  time.sleep(1.0)   # into the evaluation of 50M samples in chunks
+  assert proc.poll() is None, "the final evaluation ended before the signal"
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130
+  assert "Traceback" not in err and err.strip().splitlines()[-1] == "jaxgen: interrupted"
+  assert (workdir / "checkpoints" / "4").is_dir()
