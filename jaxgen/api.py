@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import os
@@ -219,6 +220,8 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
   path = pathlib.Path(workdir)
   config_dict, run = workdir_lib.read_run(path)
   config = config_lib.from_dict(config_dict)
+  # File data given as a relative path is found from any directory (#12.3).
+  config.data.name = data_lib.relocate(config.data.name, run.get("data_source"), path)
   entry = registry.get(config.method)
   spec = (data_lib.DataSpec.from_json(run["data_spec"]) if "data_spec" in run
           else data_lib.from_config(config.data).spec)
@@ -301,7 +304,7 @@ def _with_settings(run: LoadedRun, overrides: Mapping[str, Any] | Iterable[str]
 def sample(run: LoadedRun | str | pathlib.Path, num: int = 64, seed: int = 0,
            replica: int = 0, *, step: int | None = None,
            overrides: Mapping[str, Any] | Iterable[str] = (),
-           **conditioning: Any) -> np.ndarray:
+           progress: bool = True, **conditioning: Any) -> np.ndarray:
   """Draws `num` samples [num, *data_shape] from a trained run.
 
   Args:
@@ -310,6 +313,7 @@ def sample(run: LoadedRun | str | pathlib.Path, num: int = 64, seed: int = 0,
       multi-seed run.
     overrides: sampling-time settings, e.g. {"model.sampler": "ddim",
       "model.sample_steps": 50} (see `_with_settings` for what is refused).
+    progress: a bar with an ETA for samplers that report one (diffusion).
     conditioning: what the method's `sample` takes, e.g. `labels=` (an int or
       [num] ints) for conditional models, `guidance=` for guided diffusion.
   """
@@ -318,7 +322,11 @@ def sample(run: LoadedRun | str | pathlib.Path, num: int = 64, seed: int = 0,
     raise ConfigError(f"num must be at least 1, got {num}")
   conditioning = _check_conditioning(run, num, conditioning)
   state = run.replica(replica)
-  fn = jax.jit(lambda s, k: run.method.sample(s, k, num, **conditioning))
+  if progress and "progress" in inspect.signature(run.method.sample).parameters:
+    # Iterative samplers run eagerly in compiled chunks with their own bar.
+    fn = functools.partial(run.method.sample, num=num, progress=True, **conditioning)
+  else:
+    fn = jax.jit(lambda s, k: run.method.sample(s, k, num, **conditioning))
   try:
     return np.asarray(fn(state, jax.random.PRNGKey(seed)))
   except TypeError as error:
@@ -386,7 +394,8 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
              save: bool = True,
              overrides: Mapping[str, Any] | Iterable[str] = (), *,
              step: int | None = None, num: int | None = None,
-             out: str | pathlib.Path | None = None) -> dict[str, Any]:
+             out: str | pathlib.Path | None = None,
+             progress: bool = True) -> dict[str, Any]:
   """Evaluates a trained run on a split; deterministic for a run and seed.
 
   With `seed=None` each replica uses the run's own evaluation key, so the
@@ -399,7 +408,7 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
   `save`, the result (with its protocol and the overrides) is appended to
   metrics.jsonl and written to `out`, by default
   `workdir/eval/<what was asked>.json` (`eval_file_name`) — never over the
-  run's own eval.json.
+  run's own eval.json. `progress` shows bars with ETAs on stderr.
   """
   items = dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
   run = _with_settings(_as_run(run, step), items)
@@ -418,7 +427,7 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
   state = jax.device_put(run.state, strategy.replicated_sharding())
   runner = evaluation.Evaluation(
       run.method, run.spec, evaluators, strategy=strategy, seeds=run.seeds,
-      multi=run.multi, seed=seed, num_examples=num,
+      multi=run.multi, seed=seed, num_examples=num, progress=progress,
       batch_size=(batch_size or run.config.train.eval_batch_size
                   or run.config.data.batch_size))
   dataset = (data_lib.from_config(run.config.data) if runner.per_example else None)

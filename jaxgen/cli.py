@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                       metavar="KEY=VALUE",
                       help="change a sampling-time setting, checked against the "
                            "method's settings: e.g. model.sampler=ddim, "
-                           "model.sample_steps=50, model.ddim_eta=0.5 (diffusion), "
+                           "model.sample_steps=50, model.eta=0.5 (diffusion), "
                            "model.sample_mode=mean (VAE); training settings and "
                            "settings that change the parameters' shapes are refused")
   labels = sample.add_mutually_exclusive_group()
@@ -193,7 +193,7 @@ def _train(args: argparse.Namespace) -> int:
     return 128 + result.stop_signal
   if result.metrics.get("eval"):
     print("eval: " + json.dumps(result.metrics["eval"]))
-  for name in ("samples.png", "reconstructions.png", "metrics.jsonl"):
+  for name in ("samples.png", "reconstructions.png", "eval.json", "metrics.jsonl"):
     if (result.workdir / name).exists():
       print(f"wrote {result.workdir / name}")
   return 0

@@ -98,6 +98,9 @@ def test_train_writes_the_run(trained_run):
   assert run_info["sessions"][0]["versions"]["jax"]
   # The progress bar shows the step count, the loss and the rate.
   assert "40/40" in done.stderr and "loss=" in done.stderr and "step/s" in done.stderr
+  # Each long phase says what it does: compiling, evaluating (with an ETA).
+  assert "vae on digits: compiling the train step" in done.stderr
+  assert "evaluating on the test split" in done.stderr
   assert f"wrote {workdir / 'samples.png'}" in done.stdout
   # tensorboardX is in the test extras, so event files are written too.
   assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
@@ -259,6 +262,7 @@ def test_eval_and_sample_skip_a_damaged_newest_checkpoint_without_moving_it(
   assert len(warned) == 1 and warned[0].startswith("jaxgen: warning:"), done.stderr
   assert "cannot be restored" in warned[0]
   assert json.loads((workdir / "eval" / "num32.json").read_text())["step"] == 20
+  assert "evaluating on the test split" in done.stderr and "/32 [" in done.stderr
   assert (workdir / "checkpoints" / "40").is_dir()     # a reader moves nothing
   assert not (workdir / "checkpoints.damaged").exists()
   done = _jaxgen("sample", "--workdir", str(workdir), "--step", "40")
@@ -358,3 +362,33 @@ def test_an_unprepared_tfds_dataset_is_the_only_line(tmp_path):
   assert len(lines) == 1 and lines[0].startswith(
       "jaxgen: error: tfds:mnist is not prepared in"), done.stderr
   assert not (tmp_path / "run").exists()
+
+
+def test_relative_data_paths_are_found_from_elsewhere_and_after_a_move(tmp_path):
+  project = tmp_path / "project"
+  (project / "data").mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  np.savez(project / "data" / "blobs.npz",
+           x=rng.uniform(size=(120, 4, 4, 1)).astype(np.float32))
+  done = _jaxgen("train", "ae", "--data", "npz:data/blobs.npz", "--workdir", "runs/a",
+                 "--steps", "2", "--no-progress", "--set", "data.batch_size=8",
+                 "--set", "train.num_samples=0", cwd=project)
+  assert done.returncode == 0, done.stderr
+  run_info = json.loads((project / "runs" / "a" / "run.json").read_text())
+  assert run_info["data_source"]["typed"] == "npz:data/blobs.npz"
+  assert run_info["data_source"]["absolute"] == f"npz:{(project / 'data' / 'blobs.npz').resolve()}"
+  # The config keeps the name as typed, for display and for --resume.
+  assert json.loads((project / "runs" / "a" / "config.json").read_text())[
+      "data"]["name"] == "npz:data/blobs.npz"
+  first = _jaxgen("eval", "--workdir", str(project / "runs" / "a"), "--out",
+                  str(tmp_path / "first.json"), cwd=tmp_path)
+  assert first.returncode == 0, first.stderr
+  # The whole project moves: the absolute path is gone, the origin is found
+  # relative to the run's folder.
+  moved = tmp_path / "elsewhere"
+  project.rename(moved)
+  again = _jaxgen("eval", "--workdir", str(moved / "runs" / "a"), "--out",
+                  str(tmp_path / "again.json"), cwd=REPO)
+  assert again.returncode == 0, again.stderr
+  assert (json.loads((tmp_path / "first.json").read_text())["metrics"]
+          == json.loads((tmp_path / "again.json").read_text())["metrics"])

@@ -7,6 +7,7 @@ Layout:
   checkpoints/<step>/  Orbax checkpoints: state, data position, config
   samples/, reconstructions/   PNG grids written during training
   samples.png, reconstructions.png, eval.json   the final ones
+  eval/<what was asked>.json   later `jaxgen eval` results (never eval.json)
   tensorboard/         event files, when a writer package is installed
   .lock                held by the one process training in it (see `lock`)
 """
@@ -279,7 +280,7 @@ def record_session(path: pathlib.Path, info: dict[str, Any]) -> None:
       "python": platform.python_version(),
       **info,
   })
-  for key in ("data_spec", "method"):
+  for key in ("data_spec", "method", "data_source"):
     if key in info:
       run[key] = info[key]
   run_file.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
