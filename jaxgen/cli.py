@@ -266,9 +266,23 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
   return f"jaxgen: warning: {message}\n"
 
 
+def _drop_closed_loop_callbacks(unraisable) -> None:
+  """sys.unraisablehook without Orbax's "Event loop is closed" callbacks.
+
+  After a checkpoint fails to restore, tensorstore completes futures whose
+  asyncio loop Orbax has closed; each prints a traceback through the
+  unraisable hook, around the one line the command means to print.
+  """
+  value = unraisable.exc_value
+  if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+    return
+  sys.__unraisablehook__(unraisable)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the `jaxgen` command; returns the exit status."""
   warnings.formatwarning = _one_line_warning
+  sys.unraisablehook = _drop_closed_loop_callbacks
   args = _parser().parse_args(argv)
   try:
     if args.command == "list":

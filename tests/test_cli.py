@@ -273,8 +273,9 @@ def test_eval_and_sample_skip_a_damaged_newest_checkpoint_without_moving_it(
       file.write_bytes(file.read_bytes()[:16])
   done = _jaxgen("sample", "--workdir", str(workdir))
   assert done.returncode == 2
-  assert done.stderr.strip().splitlines()[-1].startswith(
-      "jaxgen: error: no restorable checkpoint in")
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(
+      "jaxgen: error: no restorable checkpoint in"), done.stderr
 
 
 def _jaxgen(*argv, cwd=REPO):
