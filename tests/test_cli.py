@@ -393,3 +393,31 @@ def test_relative_data_paths_are_found_from_elsewhere_and_after_a_move(tmp_path)
   assert again.returncode == 0, again.stderr
   assert (json.loads((tmp_path / "first.json").read_text())["metrics"]
           == json.loads((tmp_path / "again.json").read_text())["metrics"])
+
+
+def test_sample_settings_and_guidance_of_a_diffusion_model(capsys, tmp_path):
+  workdir = tmp_path / "ddpm"
+  jaxgen.train("ddpm", data="toy2d:ring8", workdir=workdir, steps=2,
+               overrides={"model.hidden": 16, "model.depth": 1, "model.timesteps": 20,
+                          "model.sample_steps": 5, "model.guidance": "classifier_free",
+                          "train.progress": False, "train.num_samples": 0,
+                          "train.final_eval": False, "data.batch_size": 16})
+
+  def draw(*argv):
+    out = tmp_path / f"s{len(list(tmp_path.glob('s*.npz')))}.npz"
+    code, _, err = run_main(capsys, "sample", "--workdir", str(workdir), "--num", "8",
+                            "--out", str(out), *argv)
+    assert code == 0, err
+    return np.load(out)["samples"]
+
+  default = draw()
+  assert default.shape == (8, 2) and np.all(np.isfinite(default))
+  # The default guidance is model.guidance_scale=2: --guidance 2 is the same draw.
+  np.testing.assert_array_equal(draw("--guidance", "2"), default)
+  assert not np.array_equal(draw("--guidance", "0"), default)
+  assert not np.array_equal(draw("--set", "model.sampler=ddpm"), default)
+  assert not np.array_equal(draw("--set", "model.sample_steps=10"), default)
+  np.testing.assert_array_equal(draw("--class", "2"), draw("--labels", ",".join(["2"] * 8)))
+  code, _, err = run_main(capsys, "sample", "--workdir", str(workdir), "--set",
+                          "model.sampler=euler", "--out", str(tmp_path / "bad.npz"))
+  assert code == 2 and "model.sampler" in err and len(err.strip().splitlines()) == 1
