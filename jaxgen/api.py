@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import os
 import pathlib
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -65,6 +66,9 @@ def train(method: str | None = None, *, data: str | None = None,
       raise ConfigError("train() needs a method to start a run"
                         + (f" (workdir {str(workdir)!r} holds no run to resume)"
                            if resume and workdir is not None else ""))
+    if resume and workdir is not None:
+      warnings.warn(f"no run to resume in {str(workdir)!r} (no checkpoint): starting "
+                    f"a new {method} run", stacklevel=2)
     cfg = build_config(method, data=data, config=config, overrides=overrides,
                        steps=steps, seed=seed, seeds=seeds)
   return loop.fit(cfg, workdir=workdir, resume=resume, overwrite=overwrite)

@@ -333,6 +333,11 @@ def test_resume_without_a_run_says_first_that_it_starts_a_new_one(tmp_path):
   assert done.stdout.splitlines()[0] == (
       f"no run to resume in {workdir} (no checkpoint): starting a new vae run")
   assert (workdir / "checkpoints" / "2").is_dir()
+  # The same through the Python API: a warning.
+  with pytest.warns(UserWarning, match="no run to resume in .* starting a new vae run"):
+    jaxgen.train("vae", data="toy2d:ring8", workdir=tmp_path / "api", resume=True,
+                 steps=1, overrides={"model.hidden": (16,), "train.progress": False,
+                                     "train.num_samples": 0, "train.final_eval": False})
 
 
 def test_every_batch_size_is_checked_against_the_devices_before_anything_is_written(
