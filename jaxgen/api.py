@@ -10,8 +10,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import inspect
+import os
 import pathlib
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
@@ -25,14 +30,14 @@ from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import evaluation, logs, loop, parallel
 from jaxgen.engine import workdir as workdir_lib
 from jaxgen.core.state import Method, TrainState
-from jaxgen.errors import ConfigError, WorkdirError
+from jaxgen.errors import ConfigError, WorkdirError, choices
 
 get_config = config_lib.get_config
 fit = loop.fit
 RunResult = loop.RunResult
 
 
-def train(method: str, *, data: str | None = None,
+def train(method: str | None = None, *, data: str | None = None,
           config: ml_collections.ConfigDict | str | None = None,
           overrides: Mapping[str, Any] | Iterable[str] = (),
           workdir: str | pathlib.Path | None = None, steps: int | None = None,
@@ -41,18 +46,100 @@ def train(method: str, *, data: str | None = None,
   """Trains `method` and returns the final state and metrics.
 
   Args:
-    method: a registered method name (`jaxgen.list_methods()`).
+    method: a registered method name (`jaxgen.list_methods()`); may be left
+      out with `resume=True` on a workdir that holds a run.
     data: a dataset name (`jaxgen.list_datasets()`); default: the method's.
     config: a full ConfigDict or the path of a config file; default: the
       method's defaults.
     overrides: {"model.latent_dim": 4} or ["model.latent_dim=4"].
     workdir: where the run is written; None trains in memory.
     steps, seed, seeds: shorthands for train.steps, train.seed, train.seeds.
-    resume, overwrite: see `fit`.
+    resume, overwrite: see `fit`. With `resume` on a workdir that holds a run,
+      the run's own config is used (`resume_config`): the other arguments may
+      be left out, and those given must agree with it.
   """
-  cfg = build_config(method, data=data, config=config, overrides=overrides,
-                     steps=steps, seed=seed, seeds=seeds)
+  if resume and workdir is not None and has_run(workdir):
+    cfg = resume_config(workdir, method=method, data=data, config=config,
+                        overrides=overrides, steps=steps, seed=seed, seeds=seeds)
+  else:
+    if method is None:
+      raise ConfigError("train() needs a method to start a run"
+                        + (f" (workdir {str(workdir)!r} holds no run to resume)"
+                           if resume and workdir is not None else ""))
+    if resume and workdir is not None:
+      warnings.warn(f"no run to resume in {str(workdir)!r} (no checkpoint): starting "
+                    f"a new {method} run", stacklevel=2)
+    cfg = build_config(method, data=data, config=config, overrides=overrides,
+                       steps=steps, seed=seed, seeds=seeds)
   return loop.fit(cfg, workdir=workdir, resume=resume, overwrite=overwrite)
+
+
+def has_run(workdir: str | pathlib.Path) -> bool:
+  """Whether `workdir` holds a run that `resume` continues (a committed checkpoint)."""
+  path = pathlib.Path(workdir)
+  return path.is_dir() and workdir_lib.has_checkpoint(path)
+
+
+def _api_spelling(name: str, value: Any) -> str:
+  """How an argument is shown in an error raised through the Python API."""
+  return f"{name}={value!r}"
+
+
+def resume_config(workdir: str | pathlib.Path, *, method: str | None = None,
+                  data: str | None = None,
+                  config: ml_collections.ConfigDict | str | None = None,
+                  overrides: Mapping[str, Any] | Iterable[str] = (),
+                  steps: int | None = None, seed: int | None = None,
+                  seeds: Iterable[int] | None = None,
+                  spelling: Callable[[str, Any], str] = _api_spelling
+                  ) -> ml_collections.ConfigDict:
+  """The config that continues the run in `workdir`: its saved one, `steps` applied.
+
+  Every other argument is optional; one that is given must agree with the
+  saved run, or a ConfigError names it as the caller typed it (`spelling`
+  formats an argument: `data='digits'` here, `--data digits` on the CLI).
+  `overrides` may change only settings that a resumed run may change
+  (`config.RESUMABLE_KEYS`: reporting, checkpoints, devices).
+  """
+  saved_dict, _ = workdir_lib.read_run(workdir)
+  saved = config_lib.from_dict(saved_dict)
+
+  def refuse(name: str, used: Any, given: Any, given_name: str = "") -> ConfigError:
+    return ConfigError(f"{spelling(name, used)} was used for this run; you passed "
+                       f"{spelling(given_name or name, given)}")
+
+  if method is not None and method != saved.method:
+    raise refuse("method", saved.method, method)
+  if data is not None and data != saved.data.name:
+    raise refuse("data", saved.data.name, data)
+  saved_seeds = tuple(saved.train.seeds or ())
+  if seeds is not None and tuple(seeds) != saved_seeds:
+    raise refuse("seeds", list(saved_seeds) if saved_seeds else None, list(seeds))
+  if seed is not None and (saved_seeds or seed != saved.train.seed):
+    raise (refuse("seeds", list(saved_seeds), seed, "seed") if saved_seeds
+           else refuse("seed", saved.train.seed, seed))
+  if config is not None:
+    given = build_config(saved.method, data=saved.data.name, config=config)
+    config_lib.resolve_derived(given, saved_dict)
+    diffs = config_lib.differences(saved_dict, config_lib.to_dict(given))
+    if diffs:
+      more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+      raise ConfigError(f"{spelling('config', config)} differs from this run's "
+                        f"config: {diffs[0]}{more}")
+  items = (list(overrides.items()) if isinstance(overrides, Mapping)
+           else list(overrides))
+  for item in items:
+    before = config_lib.to_dict(saved)
+    _apply(saved, dict([item]) if isinstance(item, tuple) else [item])
+    diffs = config_lib.differences(before, config_lib.to_dict(saved))
+    if diffs:
+      shown = f"{item[0]}={item[1]!r}" if isinstance(item, tuple) else item
+      raise ConfigError(f"{spelling('overrides', shown)} would change this run: "
+                        f"{diffs[0]}; a resumed run keeps its settings (only "
+                        "train reporting, checkpoint and device keys may change)")
+  if steps is not None:
+    config_lib.set_value(saved, "train.steps", steps)
+  return saved
 
 
 def build_config(method: str, *, data: str | None = None,
@@ -128,10 +215,17 @@ class LoadedRun:
 
 
 def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
-  """Restores a run's method and state (the latest checkpoint, or `step`)."""
+  """Restores a run's method and state: checkpoint `step`, or the newest restorable.
+
+  A damaged newest checkpoint is skipped with a one-line warning naming it (the
+  files stay where they are); a `step` that does not exist or cannot be read,
+  or a run with nothing restorable, is a one-line WorkdirError.
+  """
   path = pathlib.Path(workdir)
   config_dict, run = workdir_lib.read_run(path)
   config = config_lib.from_dict(config_dict)
+  # File data given as a relative path is found from any directory (#12.3).
+  config.data.name = data_lib.relocate(config.data.name, run.get("data_source"), path)
   entry = registry.get(config.method)
   spec = (data_lib.DataSpec.from_json(run["data_spec"]) if "data_spec" in run
           else data_lib.from_config(config.data).spec)
@@ -140,64 +234,197 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
   multi = bool(config.train.seeds)
   checkpointer = checkpoint_lib.Checkpointer(path / workdir_lib.CHECKPOINT_DIR)
   try:
-    steps = checkpointer.all_steps()
-    if not steps:
+    if not checkpointer.all_steps():
       raise WorkdirError(f"workdir {str(path)!r} has no checkpoint yet")
-    if step is None:
-      step = max(steps)
-    elif step not in steps:
-      raise WorkdirError(f"workdir {str(path)!r} has no checkpoint at step {step}; "
-                         f"valid: {', '.join(map(str, steps))}")
-    init = jax.vmap(method.init) if multi else method.init
-    example = spec.example_batch(config.data.batch_size)
-    if multi:
-      example = {k: np.stack([v] * len(seeds)) for k, v in example.items()}
-    abstract = jax.eval_shape(init, loop.init_keys(seeds, multi), example)
+    abstract = _abstract_state(method, config, spec, seeds, multi)
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    state, _, _ = checkpointer.restore(step, checkpoint_lib.abstract_like(abstract, device))
+    # Readers never move files (quarantine=False): a trainer may own them.
+    step, state, _, _ = checkpointer.restore_newest(
+        checkpoint_lib.abstract_like(abstract, device), step, quarantine=False)
   finally:
     checkpointer.close()
   return LoadedRun(method, state, config, spec, path, step, seeds)
 
 
-def _as_run(run: LoadedRun | str | pathlib.Path) -> LoadedRun:
-  return run if isinstance(run, LoadedRun) else load(run)
+def _abstract_state(method: Method, config: ml_collections.ConfigDict, spec: Any,
+                    seeds: list[int], multi: bool) -> Any:
+  """The shapes and dtypes of the state `method.init` builds (nothing computed)."""
+  init = jax.vmap(method.init) if multi else method.init
+  example = spec.example_batch(config.data.batch_size)
+  if multi:
+    example = {k: np.stack([v] * len(seeds)) for k, v in example.items()}
+  return jax.eval_shape(init, loop.init_keys(seeds, multi), example)
+
+
+def _as_run(run: LoadedRun | str | pathlib.Path, step: int | None = None) -> LoadedRun:
+  if isinstance(run, LoadedRun):
+    if step is not None and step != run.step:
+      raise ConfigError(f"step={step} was given with a run loaded at step {run.step}; "
+                        "pass the workdir, or load(workdir, step=...)")
+    return run
+  return load(run, step)
+
+
+# Keys of the loop's section that only change how a run is evaluated.
+_EVALUATION_TRAIN_KEYS = ("train.eval_batch_size", "train.coverage_samples")
+
+
+def _with_settings(run: LoadedRun, overrides: Mapping[str, Any] | Iterable[str]
+                   ) -> LoadedRun:
+  """`run` with evaluation- or sampling-time settings changed (the method rebuilt).
+
+  The family's `make` validates the new values. A key of the data, the loop
+  (but its evaluation keys) or an optimizer, or one that changes the shapes of
+  the trained state (a layer width, a latent size), is refused in one line.
+  """
+  overrides = dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
+  if not overrides:
+    return run
+  config = config_lib.from_dict(config_lib.to_dict(run.config))
+  _apply(config, overrides)
+  before = config_lib.flatten(config_lib.to_dict(run.config))
+  after = config_lib.flatten(config_lib.to_dict(config))
+  changed = [k for k in after if after[k] != before.get(k)]
+  for key in changed:
+    section = key.split(".")[0]
+    if key not in _EVALUATION_TRAIN_KEYS and (
+        section in ("method", "data", "train") or "optim" in section):
+      raise ConfigError(f"{key} is a training setting and cannot change after "
+                        "training; only evaluation- and sampling-time settings can "
+                        "(e.g. model.* sampler or estimator keys)")
+  method = registry.get(config.method).make(config, run.spec)
+  trained = jax.eval_shape(lambda s: s, run.state)
+  rebuilt = _abstract_state(method, config, run.spec, run.seeds, run.multi)
+  same = (jax.tree.structure(trained) == jax.tree.structure(rebuilt) and all(
+      a.shape == b.shape and a.dtype == b.dtype
+      for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(rebuilt))))
+  if not same:
+    raise ConfigError(f"{', '.join(changed)} would change the shapes of the trained "
+                      "parameters; only evaluation- and sampling-time settings can "
+                      "change after training")
+  return dataclasses.replace(run, method=method, config=config)
 
 
 def sample(run: LoadedRun | str | pathlib.Path, num: int = 64, seed: int = 0,
-           replica: int = 0, **conditioning: Any) -> np.ndarray:
-  """Draws `num` samples [num, *data_shape] from a trained run."""
-  run = _as_run(run)
+           replica: int = 0, *, step: int | None = None,
+           overrides: Mapping[str, Any] | Iterable[str] = (),
+           progress: bool = True, **conditioning: Any) -> np.ndarray:
+  """Draws `num` samples [num, *data_shape] from a trained run.
+
+  Args:
+    run: a LoadedRun or a workdir (then checkpoint `step`, or the newest).
+    num, seed, replica: how many, the sampling key's seed, which replica of a
+      multi-seed run.
+    overrides: sampling-time settings, e.g. {"model.sampler": "ddim",
+      "model.sample_steps": 50} (see `_with_settings` for what is refused).
+    progress: a bar with an ETA for samplers that report one (diffusion).
+    conditioning: what the method's `sample` takes, e.g. `labels=` (an int or
+      [num] ints) for conditional models, `guidance=` for guided diffusion.
+  """
+  run = _with_settings(_as_run(run, step), overrides)
   if num < 1:
     raise ConfigError(f"num must be at least 1, got {num}")
   if run.method.sample is None:
     raise ConfigError(f"method {run.method.name!r} models p(y|x) only: it has no "
                       "samples to draw")
+  conditioning = _check_conditioning(run, num, conditioning)
   state = run.replica(replica)
-  fn = jax.jit(lambda s, k: run.method.sample(s, k, num, **conditioning))
-  return np.asarray(fn(state, jax.random.PRNGKey(seed)))
+  if progress and "progress" in inspect.signature(run.method.sample).parameters:
+    # Iterative samplers run eagerly in compiled chunks with their own bar.
+    fn = functools.partial(run.method.sample, num=num, progress=True, **conditioning)
+  else:
+    fn = jax.jit(lambda s, k: run.method.sample(s, k, num, **conditioning))
+  try:
+    return np.asarray(fn(state, jax.random.PRNGKey(seed)))
+  except TypeError as error:
+    # Methods whose sample takes **conditioning reject unknown names this way.
+    if conditioning and "conditioning" in str(error):
+      raise ConfigError(f"method {run.config.method!r}: {error}") from None
+    raise
+
+
+def _check_conditioning(run: LoadedRun, num: int, conditioning: dict[str, Any]
+                        ) -> dict[str, Any]:
+  """`conditioning` with one label spread to [num]; one-line errors for what
+  the method does not take or what does not fit."""
+  parameters = inspect.signature(run.method.sample).parameters
+  takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+  # After (state, key, num): what a user may pass (`progress` is the engine's).
+  named = [n for n, p in list(parameters.items())[3:]
+           if p.kind is not inspect.Parameter.VAR_KEYWORD and n != "progress"]
+  for name in conditioning:
+    if name not in named and not takes_any:
+      raise ConfigError(f"method {run.config.method!r} takes no {name}= when "
+                        f"sampling; it takes: {choices(named)}")
+  labels = conditioning.get("labels")
+  if labels is not None:
+    values = np.atleast_1d(np.asarray(labels))
+    classes = run.spec.num_classes
+    if not np.issubdtype(values.dtype, np.integer):
+      raise ConfigError(f"labels must be integers, got {values.tolist()}")
+    if values.shape[0] not in (1, num):
+      raise ConfigError(f"labels must be one label or {num} (one per sample), "
+                        f"got {values.shape[0]}")
+    if classes and (values.min() < 0 or values.max() >= classes):
+      raise ConfigError(f"labels must lie in 0 to {classes - 1} "
+                        f"({run.spec.name!r} has {classes} classes), got "
+                        f"{values.min() if values.min() < 0 else values.max()}")
+    conditioning = {**conditioning,
+                    "labels": np.broadcast_to(values, (num,)).astype(np.int32)}
+  return conditioning
+
+
+def eval_file_name(seed: int | None = None, step: int | None = None,
+                   num: int | None = None,
+                   overrides: Mapping[str, Any] | Iterable[str] = ()) -> str:
+  """`eval/<what was asked>.json`: e.g. eval/seed3.json, eval/step200-num100.json."""
+  parts = []
+  if seed is not None:
+    parts.append(f"seed{seed}")
+  if step is not None:
+    parts.append(f"step{step}")
+  if num is not None:
+    parts.append(f"num{num}")
+  items = ([f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, Mapping)
+           else list(overrides))
+  if items:
+    text = "+".join(items)
+    safe = "".join(c if c.isalnum() or c in "._=+-" else "_" for c in text)
+    if len(safe) > 80:
+      safe = "set-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    parts.append(safe)
+  return f"eval/{'-'.join(parts) or 'default'}.json"
 
 
 def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
              split: str = "test", batch_size: int | None = None,
              save: bool = True,
-             overrides: Mapping[str, Any] | Iterable[str] = ()) -> dict[str, Any]:
-  """Evaluates a trained run on a whole split; deterministic for a run and seed.
+             overrides: Mapping[str, Any] | Iterable[str] = (), *,
+             step: int | None = None, num: int | None = None,
+             out: str | pathlib.Path | None = None,
+             progress: bool = True) -> dict[str, Any]:
+  """Evaluates a trained run on a split; deterministic for a run and seed.
 
   With `seed=None` each replica uses the run's own evaluation key, so the
-  numbers repeat the run's final evaluation record. `overrides` change
-  evaluation-time settings of the saved config (e.g.
-  {"model.eval_importance_samples": 5000}); settings that change the shapes of
-  the parameters cannot be changed here. The result (with its protocol, and
-  the overrides) is appended to metrics.jsonl and written to eval.json when
-  `save`.
+  numbers repeat the run's final evaluation record. `step` picks a checkpoint
+  (default: the newest restorable); `num` evaluates the first `num` examples
+  of the split (each keeps its own key, so they are the numbers those
+  examples have in the whole-split run). `overrides` change evaluation-time
+  settings (e.g. {"model.eval_importance_samples": 5000}); training settings
+  and settings that change the shapes of the parameters are refused. When
+  `save`, the result (with its protocol and the overrides) is appended to
+  metrics.jsonl and written to `out`, by default
+  `workdir/eval/<what was asked>.json` (`eval_file_name`) — never over the
+  run's own eval.json. `progress` shows bars with ETAs on stderr.
   """
-  run = _as_run(run)
-  if overrides:
-    config = config_lib.from_dict(config_lib.to_dict(run.config))
-    _apply(config, overrides)
-    method = registry.get(config.method).make(config, run.spec)
-    run = dataclasses.replace(run, method=method, config=config)
+  items = dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
+  run = _with_settings(_as_run(run, step), items)
+  if num is not None and num < 1:
+    raise ConfigError(f"num must be at least 1, got {num}")
+  path = pathlib.Path(out) if out is not None else (
+      run.workdir / eval_file_name(seed, step, num, items))
+  if save:
+    check_writable(path, "out")
   evaluators = evaluation.evaluators_for(run.method, run.spec,
                                          run.config.train.coverage_samples)
   if not evaluators:
@@ -207,15 +434,14 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
   state = jax.device_put(run.state, strategy.replicated_sharding())
   runner = evaluation.Evaluation(
       run.method, run.spec, evaluators, strategy=strategy, seeds=run.seeds,
-      multi=run.multi, seed=seed,
+      multi=run.multi, seed=seed, num_examples=num, progress=progress,
       batch_size=(batch_size or run.config.train.eval_batch_size
                   or run.config.data.batch_size))
   dataset = (data_lib.from_config(run.config.data) if runner.per_example else None)
   config_dict = config_lib.to_dict(run.config)
   means, protocol = runner.run(state, dataset, run.step, split, config_dict)
-  if overrides:
-    protocol["config_overrides"] = (dict(overrides) if isinstance(overrides, Mapping)
-                                    else list(overrides))
+  if items:
+    protocol["config_overrides"] = items
   writer = logs.MetricWriter(run.workdir if save else None, tensorboard="off")
   try:
     metrics = evaluation.log_eval(writer, means, run.seeds, run.multi, run.step,
@@ -223,9 +449,26 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
   finally:
     writer.close()
   if save:
-    evaluation.write_eval_file(run.workdir / workdir_lib.EVAL_FILE, run.step,
-                               run.seeds, metrics, protocol)
-  return {"step": run.step, "metrics": metrics, "protocol": protocol}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    evaluation.write_eval_file(path, run.step, run.seeds, metrics, protocol)
+  return {"step": run.step, "metrics": metrics, "protocol": protocol,
+          "path": path if save else None}
+
+
+def check_writable(path: str | pathlib.Path, name: str = "out") -> None:
+  """A one-line error naming argument `name` when `path` cannot be written."""
+  path = pathlib.Path(path)
+  shown = f"{name} {str(path)!r}"
+  for parent in [path.parent, *path.parent.parents]:
+    if parent.exists():
+      if not parent.is_dir():
+        raise ConfigError(f"cannot write {shown}: {str(parent)!r} is a file, "
+                          "not a directory")
+      if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {shown}: {str(parent)!r} is not writable")
+      break
+  if path.is_dir():
+    raise ConfigError(f"cannot write {shown}: it is a directory")
 
 
 def list_methods() -> dict[str, str]:

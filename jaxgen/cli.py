@@ -4,8 +4,11 @@
   jaxgen train METHOD [--data NAME] [--config FILE.py] [--set key=value ...]
                [--workdir DIR] [--seed N | --seeds 0-7] [--steps N]
                [--resume | --overwrite]
-  jaxgen sample --workdir DIR [--num 64] [--seed N] [--out FILE.png|FILE.npz]
-  jaxgen eval --workdir DIR [--seed N] [--set key=value ...]
+  jaxgen train --workdir DIR --resume [--steps N]   (the run's own settings)
+  jaxgen sample --workdir DIR [--num 64] [--seed N] [--step N] [--set key=value ...]
+                [--labels 0,1,2 | --class C] [--guidance W] [--out FILE.png|FILE.npz]
+  jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
+              [--out FILE.json]
 
 Bad input exits with status 2 and one line naming the problem and the valid
 choices; a run stopped by NaN/Inf exits with 1; SIGTERM/SIGINT save a checkpoint
@@ -19,8 +22,11 @@ import datetime
 import json
 import os
 import pathlib
+import signal
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -41,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
   sub.add_parser("list", help="list methods and datasets")
 
   train = sub.add_parser("train", help="train a method")
-  train.add_argument("method", help="method name (see `jaxgen list`)")
+  train.add_argument("method", nargs="?", default=None,
+                     help="method name (see `jaxgen list`); with --resume, the "
+                          "run's own when left out")
   train.add_argument("--data", help="dataset name (see `jaxgen list`)")
   train.add_argument("--config", help="config file whose get_config() returns a ConfigDict")
   train.add_argument("--set", dest="overrides", action="append", default=[],
@@ -53,27 +61,66 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument("--steps", type=int, help="number of train steps")
   mode = train.add_mutually_exclusive_group()
   mode.add_argument("--resume", action="store_true",
-                    help="continue the run in --workdir from its latest checkpoint")
+                    help="continue the run in --workdir from its latest checkpoint, "
+                         "with its saved method, data, config and seeds (flags given "
+                         "must agree with them; --steps N extends the run)")
   mode.add_argument("--overwrite", action="store_true",
                     help="replace the run in --workdir")
   train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-  sample = sub.add_parser("sample", help="draw samples from a trained run")
+  sample = sub.add_parser(
+      "sample", help="draw samples from a trained run",
+      description="Draw samples from a trained run's checkpoint (the newest "
+                  "restorable one, or --step N).")
   sample.add_argument("--workdir", required=True)
-  sample.add_argument("--num", type=int, default=64)
-  sample.add_argument("--seed", type=int, default=0)
+  sample.add_argument("--num", type=int, default=64, help="number of samples (64)")
+  sample.add_argument("--seed", type=int, default=0, help="sampling key seed (0)")
+  sample.add_argument("--step", type=int, default=None,
+                      help="the checkpoint to sample from (default: the newest)")
   sample.add_argument("--replica", type=int, default=0,
                       help="which seed's replica of a multi-seed run")
-  sample.add_argument("--out", default=None, help="FILE.png (grid) or FILE.npz (arrays)")
+  sample.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE",
+                      help="change a sampling-time setting, checked against the "
+                           "method's settings: e.g. model.sampler=ddim, "
+                           "model.sample_steps=50, model.eta=0.5 (diffusion), "
+                           "model.sample_mode=mean (VAE); training settings and "
+                           "settings that change the parameters' shapes are refused")
+  labels = sample.add_mutually_exclusive_group()
+  labels.add_argument("--labels", help="conditional models: one label per sample, "
+                                       "e.g. 0,1,2 (default: 0, 1, 2, ... cycling)")
+  labels.add_argument("--class", dest="class_", type=int, metavar="C",
+                      help="conditional models: every sample of class C")
+  sample.add_argument("--guidance", type=float, default=None, metavar="W",
+                      help="guided diffusion: the guidance weight (classifier-free) "
+                           "or scale (classifier); default: model.guidance_scale")
+  sample.add_argument("--out", default=None,
+                      help="FILE.png (grid) or FILE.npz (arrays); default: "
+                           "WORKDIR/samples_seedN.png")
 
-  evaluate = sub.add_parser("eval", help="evaluate a trained run on its test split")
+  evaluate = sub.add_parser(
+      "eval", help="evaluate a trained run on its test split",
+      description="Evaluate a trained run's checkpoint on its test split and "
+                  "write the numbers with their protocol to WORKDIR/eval/<what was "
+                  "asked>.json (e.g. eval/seed3.json; eval/default.json without "
+                  "options); the run's own eval.json is never replaced.")
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--seed", type=int, default=None,
                         help="evaluation key seed (default: the run's own keys)")
+  evaluate.add_argument("--step", type=int, default=None,
+                        help="the checkpoint to evaluate (default: the newest)")
+  evaluate.add_argument("--num", type=int, default=None,
+                        help="evaluate the first NUM test examples (default: all); "
+                             "each keeps its own key")
   evaluate.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
-                        help="change an evaluation setting, e.g. "
-                             "model.eval_importance_samples=5000")
+                        help="change an evaluation-time setting, e.g. "
+                             "model.eval_importance_samples=5000 (VAE) or "
+                             "train.eval_batch_size=256; training settings and "
+                             "settings that change the parameters' shapes are refused")
+  evaluate.add_argument("--out", default=None,
+                        help="FILE.json to write (default: WORKDIR/eval/<what was "
+                             "asked>.json)")
   return parser
 
 
@@ -93,15 +140,52 @@ def _list() -> None:
     print(f"  {name:<18} {description}")
 
 
-def _train(args: argparse.Namespace) -> int:
+def _cli_spelling(name: str, value: Any) -> str:
+  """An argument of `jaxgen train` as the user typed it, for error messages."""
+  if name == "method":
+    return f"method {value}"
+  if name == "overrides":
+    return f"--set {value}"
+  if name == "seeds":
+    return ("no --seeds" if not value else
+            f"--seeds {','.join(map(str, value)) if isinstance(value, list) else value}")
+  return f"--{name} {value}"
+
+
+def _train_config(args: argparse.Namespace):
+  """The config to train: the saved run's with --resume, else built from the flags."""
   from jaxgen import api, config as config_lib  # pylint: disable=import-outside-toplevel
+  from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  if args.seeds is not None and not args.seeds.strip():
+    raise ConfigError("--seeds is empty; give a range like 0-7 or a list like 1,3,5")
   seeds = config_lib.parse_seed_range(args.seeds) if args.seeds else None
-  config = api.build_config(args.method, data=args.data, config=args.config,
-                            overrides=args.overrides, steps=args.steps,
-                            seed=args.seed, seeds=seeds)
+  if args.resume and not args.workdir:
+    raise ConfigError("--resume needs the --workdir of the run to continue")
+  if args.resume and api.has_run(args.workdir):
+    return api.resume_config(args.workdir, method=args.method, data=args.data,
+                             config=args.config, overrides=args.overrides,
+                             steps=args.steps, seed=args.seed, seeds=seeds,
+                             spelling=_cli_spelling)
+  if args.method is None:
+    raise ConfigError(
+        "a METHOD is needed to start a run (see `jaxgen list`)"
+        + (f"; {args.workdir!r} holds no run to resume" if args.resume else
+           "; it may be left out only with --resume"))
+  if args.resume:
+    # The first line of output, so that a mistyped workdir is noticed at once.
+    print(f"no run to resume in {args.workdir} (no checkpoint): starting a new "
+          f"{args.method} run", flush=True)
+  return api.build_config(args.method, data=args.data, config=args.config,
+                          overrides=args.overrides, steps=args.steps,
+                          seed=args.seed, seeds=seeds)
+
+
+def _train(args: argparse.Namespace) -> int:
+  from jaxgen import api  # pylint: disable=import-outside-toplevel
+  config = _train_config(args)
   if args.no_progress:
     config.train.progress = False
-  workdir = args.workdir or _default_workdir(args.method, config.data.name)
+  workdir = args.workdir or _default_workdir(config.method, config.data.name)
   result = api.fit(config, workdir=workdir, resume=args.resume,
                    overwrite=args.overwrite)
   print(f"workdir: {result.workdir}")
@@ -109,10 +193,29 @@ def _train(args: argparse.Namespace) -> int:
     return 128 + result.stop_signal
   if result.metrics.get("eval"):
     print("eval: " + json.dumps(result.metrics["eval"]))
-  for name in ("samples.png", "reconstructions.png", "metrics.jsonl"):
+  for name in ("samples.png", "reconstructions.png", "eval.json", "metrics.jsonl"):
     if (result.workdir / name).exists():
       print(f"wrote {result.workdir / name}")
   return 0
+
+
+def _labels(args: argparse.Namespace) -> dict[str, Any]:
+  """The conditioning keyword arguments of `jaxgen sample`."""
+  from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  conditioning: dict[str, Any] = {}
+  if args.labels is not None:
+    try:
+      conditioning["labels"] = [int(v) for v in args.labels.split(",")]
+    except ValueError:
+      raise ConfigError(f"--labels expects integers like 0,1,2; got "
+                        f"{args.labels!r}") from None
+    if len(conditioning["labels"]) == 1:
+      conditioning["labels"] = conditioning["labels"][0]
+  elif args.class_ is not None:
+    conditioning["labels"] = args.class_
+  if args.guidance is not None:
+    conditioning["guidance"] = args.guidance
+  return conditioning
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -122,8 +225,11 @@ def _sample(args: argparse.Namespace) -> int:
   out = pathlib.Path(args.out or pathlib.Path(args.workdir) / f"samples_seed{args.seed}.png")
   if out.suffix not in (".png", ".npz"):
     raise ConfigError(f"--out must end in .png or .npz, got {str(out)!r}")
-  run = api.load(args.workdir)
-  samples = api.sample(run, num=args.num, seed=args.seed, replica=args.replica)
+  api.check_writable(out, "--out")
+  conditioning = _labels(args)
+  run = api.load(args.workdir, args.step)
+  samples = api.sample(run, num=args.num, seed=args.seed, replica=args.replica,
+                       overrides=args.overrides, **conditioning)
   out.parent.mkdir(parents=True, exist_ok=True)
   if out.suffix == ".npz":
     import numpy as np  # pylint: disable=import-outside-toplevel
@@ -136,14 +242,47 @@ def _sample(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
   from jaxgen import api  # pylint: disable=import-outside-toplevel
-  result = api.evaluate(args.workdir, seed=args.seed, overrides=args.overrides)
+  result = api.evaluate(args.workdir, seed=args.seed, overrides=args.overrides,
+                        step=args.step, num=args.num, out=args.out)
   print(json.dumps({"step": result["step"], **result["metrics"]}, indent=2))
-  print(f"wrote {pathlib.Path(args.workdir) / 'eval.json'}")
+  print(f"wrote {result['path']}")
   return 0
+
+
+# Python API arguments named in errors, as the flags of the command.
+_FLAGS = {"resume=True": "--resume", "overwrite=True": "--overwrite"}
+
+
+def _as_flags(message: str) -> str:
+  """An error raised through the Python API, in the command's terms."""
+  for argument, flag in _FLAGS.items():
+    message = message.replace(argument, flag)
+  return message
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+  """Warnings as one line each (a skipped checkpoint, changed library versions)."""
+  del category, filename, lineno, line
+  return f"jaxgen: warning: {message}\n"
+
+
+def _drop_closed_loop_callbacks(unraisable) -> None:
+  """sys.unraisablehook without Orbax's "Event loop is closed" callbacks.
+
+  After a checkpoint fails to restore, tensorstore completes futures whose
+  asyncio loop Orbax has closed; each prints a traceback through the
+  unraisable hook, around the one line the command means to print.
+  """
+  value = unraisable.exc_value
+  if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+    return
+  sys.__unraisablehook__(unraisable)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the `jaxgen` command; returns the exit status."""
+  warnings.formatwarning = _one_line_warning
+  sys.unraisablehook = _drop_closed_loop_callbacks
   args = _parser().parse_args(argv)
   try:
     if args.command == "list":
@@ -155,11 +294,31 @@ def main(argv: Sequence[str] | None = None) -> int:
       return _sample(args)
     return _eval(args)
   except UserError as error:
-    print(f"jaxgen: error: {error}", file=sys.stderr)
+    print(f"jaxgen: error: {_as_flags(str(error))}", file=sys.stderr)
+    if argv is None:   # the command itself, not a call from Python
+      _silence_stderr()
     return error.exit_code
   except NonFiniteError as error:
     print(f"jaxgen: {error}", file=sys.stderr)
+    if argv is None:
+      _silence_stderr()
     return error.exit_code
+  except KeyboardInterrupt:
+    # Outside the train loop (whose handler saves and exits 130 itself): the
+    # final evaluation, sampling, `jaxgen eval`. Checkpoints are committed.
+    print("jaxgen: interrupted", file=sys.stderr)
+    if argv is None:
+      _silence_stderr()
+    return 128 + signal.SIGINT
+
+
+def _silence_stderr() -> None:
+  """Keeps the error line the last one: library threads that shut down after a
+  failed restore (Orbax, tensorstore, asyncio) would print tracebacks at exit."""
+  sys.stderr.flush()
+  devnull = open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+  os.dup2(devnull.fileno(), 2)
+  sys.stderr = devnull
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from jaxgen.data._pipeline import (
     train_pipeline,
 )
 from jaxgen.data._files import read_idx
-from jaxgen.data._registry import list_datasets
+from jaxgen.data._registry import list_datasets, relocate, source_record
 from jaxgen.data._spec import DataSpec
 
 __all__ = [
@@ -45,6 +45,8 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "read_idx",
+    "relocate",
+    "source_record",
     "train_iterator",
     "train_pipeline",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
 from collections.abc import Callable
+from typing import Any
 
 from jaxgen.data import _files, _tfds, _toy2d
 from jaxgen.data._options import DataOptions
@@ -50,3 +53,45 @@ def load_raw(options: DataOptions) -> RawData:
     raise DataError(f"dataset {name!r} needs an argument: "
                     f"{prefix}:{_PREFIXED[prefix][0]}")
   raise DataError(f"unknown dataset {name!r}; choose {choices(list(_DESCRIPTIONS))}")
+
+
+# Sources whose argument is a path on this machine.
+FILE_PREFIXES = ("idx", "npz", "images")
+
+
+def source_record(name: str, workdir: str | pathlib.Path) -> dict[str, Any] | None:
+  """Where a file dataset of a run lives, for `relocate`; None for other sources.
+
+  {"typed": name as given, "absolute": the name with its path resolved,
+   "origin": the working directory at training, "workdir": the run's folder}.
+  """
+  prefix, _, argument = name.partition(":")
+  if prefix not in FILE_PREFIXES or not argument:
+    return None
+  path = pathlib.Path(argument).expanduser()
+  return {"typed": name, "absolute": f"{prefix}:{path.resolve()}",
+          "origin": str(pathlib.Path.cwd().resolve()),
+          "workdir": str(pathlib.Path(workdir).resolve())}
+
+
+def relocate(name: str, record: dict[str, Any] | None,
+             workdir: str | pathlib.Path) -> str:
+  """The dataset name that finds a run's file data from here.
+
+  The absolute path recorded at training when it still exists; else, when
+  the run's folder has moved (a project copied elsewhere), the typed relative
+  path taken from where the working directory at training now is relative to
+  the run's folder; else `name` unchanged (its loader then says what is missing).
+  """
+  if not record or record.get("typed") != name:
+    return name
+  prefix, _, absolute = record["absolute"].partition(":")
+  if pathlib.Path(absolute).exists():
+    return record["absolute"]
+  typed = pathlib.Path(name.partition(":")[2]).expanduser()
+  if typed.is_absolute():
+    return name
+  origin_from_workdir = os.path.relpath(record["origin"], record["workdir"])
+  origin = pathlib.Path(workdir).resolve() / origin_from_workdir
+  moved = pathlib.Path(os.path.normpath(origin / typed))
+  return f"{prefix}:{moved}" if moved.exists() else name

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import logging
 from typing import Any
 
 import numpy as np
@@ -75,8 +77,27 @@ def _prepare_hint(name: str, data_dir: str) -> str:
           f"download read it from {data_dir}/downloads/manual)")
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+  """Hides absl/tfds warnings ("Variant folder ... has no dataset_info.json")
+  while a dataset is looked up: what goes wrong is said in one DataError."""
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 def load(name: str, options: DataOptions) -> RawData:
   """A tfds dataset prepared in array_record format under options.data_dir."""
+  with _quiet_absl():
+    return _load(name, options)
+
+
+def _load(name: str, options: DataOptions) -> RawData:
+  """`load`, with library warnings hidden by the caller."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   source = f"tfds:{name}"

@@ -98,15 +98,19 @@ class Checkpointer:
         if step is not None:
           raise WorkdirError(f"checkpoint {candidate} in {self.directory} cannot be "
                              f"restored: {reason}") from None
-        warnings.warn(f"checkpoint {candidate} in {self.directory} cannot be restored "
-                      f"({reason}); trying an older one", stacklevel=2)
-        skipped.append(candidate)
+        skipped.append((candidate, reason))
         continue
+      # Warned only now, so that a total failure is the one line below.
+      for skipped_step, reason in skipped:
+        warnings.warn(f"checkpoint {skipped_step} in {self.directory} cannot be "
+                      f"restored ({reason}); using step {candidate}", stacklevel=2)
       if quarantine and skipped:
-        self._quarantine(skipped)
+        self._quarantine([s for s, _ in skipped])
       return candidate, state, data, config
-    raise WorkdirError(f"no restorable checkpoint in {self.directory}"
-                       + (f" (tried steps {', '.join(map(str, steps))})" if steps else ""))
+    raise WorkdirError(
+        f"no restorable checkpoint in {self.directory}"
+        + (f" (tried steps {', '.join(map(str, steps))}; step {skipped[0][0]}: "
+           f"{skipped[0][1]})" if skipped else ""))
 
   def _quarantine(self, steps: list[int]) -> None:
     damaged = self.directory.with_name(self.directory.name + ".damaged")

@@ -76,11 +76,15 @@ class Evaluation:
     batch_size: the evaluation batch size (global).
     seed: None to key every replica with its own seed (the run's evaluation);
       else this seed for every replica.
+    num_examples: evaluate only the first this many examples of the split
+      (None: all); each keeps the key of its index.
+    progress: show a bar with an ETA over the examples and sample chunks.
   """
 
   def __init__(self, method: Method, spec: Any, evaluators: Sequence[Evaluator], *,
                strategy: parallel.Strategy, seeds: list[int], multi: bool,
-               batch_size: int, seed: int | None = None):
+               batch_size: int, seed: int | None = None,
+               num_examples: int | None = None, progress: bool = False):
     self.method = method
     self.spec = spec
     self.evaluators = tuple(evaluators)
@@ -89,6 +93,8 @@ class Evaluation:
     self.multi = multi
     self.batch_size = batch_size
     self.seed = seed
+    self.num_examples = num_examples
+    self.progress = progress
     self._per_example_fn = None
     self._sample_fns: dict[int, Any] = {}
     self._model_fns: dict[str, Any] = {}
@@ -186,10 +192,20 @@ class Evaluation:
     count = 0.0
     process, processes = jax.process_index(), jax.process_count()
     batches = data_lib.eval_batches(dataset, split=split, batch_size=batch_size)
+    limit = self.num_examples
+    size = len(dataset.split(split))
+    size = size if limit is None else min(size, limit)
+    bar = logs.phase_bar(f"evaluating on the {split} split", size, "example",
+                         self.progress)
     for start, batch in zip(range(0, 1 << 62, batch_size), batches):
+      if limit is not None and start >= limit:
+        break
       # The global index of every row (padding rows run past the split and
       # are masked out), sharded with the batch.
-      batch = {**batch, "index": np.arange(start, start + batch_size, dtype=np.int32)}
+      index = np.arange(start, start + batch_size, dtype=np.int32)
+      batch = {**batch, "index": index}
+      if limit is not None:
+        batch["mask"] = batch["mask"] * (index < limit).astype(batch["mask"].dtype)
       if processes > 1:
         share = batch_size // processes
         batch = {k: v[process * share:(process + 1) * share] for k, v in batch.items()}
@@ -200,6 +216,8 @@ class Evaluation:
         per_example = np.asarray(per_example, np.float64)
         totals[name] = totals.get(name, 0.0) + (per_example * mask).sum(-1)
       count += mask.sum()
+      bar.update(min(batch_size, size - bar.n))
+    bar.close()
     return {k: v / count for k, v in totals.items()}, int(count)
 
   def _replicas(self, state: TrainState) -> list[TrainState]:
@@ -217,14 +235,22 @@ class Evaluation:
         self._sample_fns[size] = jax.jit(
             lambda s, k, n=size: self.method.sample(s, k, n))
 
+    replicas = self._replicas(state)
+    bar = logs.phase_bar(f"{evaluator.name}: sampling", evaluator.num_samples
+                         * len(replicas), "sample", self.progress)
+
     def chunks(replica: TrainState, key: jax.Array) -> Iterator[np.ndarray]:
       for c, size in enumerate(sizes):
         chunk_key = key if len(sizes) == 1 else jax.random.fold_in(key, c)
         yield np.asarray(jax.device_get(self._sample_fns[size](replica, chunk_key)))
+        bar.update(size)
 
     replica_keys = keys if self.multi else keys[None]
-    results = [evaluator.fn(chunks(r, replica_keys[i]))
-               for i, r in enumerate(self._replicas(state))]
+    try:
+      results = [evaluator.fn(chunks(r, replica_keys[i]))
+                 for i, r in enumerate(replicas)]
+    finally:
+      bar.close()
     protocol = {
         **evaluator.protocol,
         "samples": evaluator.num_samples,

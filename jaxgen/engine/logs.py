@@ -101,18 +101,44 @@ class MetricWriter:
       self._tb = None
 
 
+def phase_bar(description: str, total: int, unit: str, enabled: bool = True
+              ) -> tqdm.tqdm:
+  """A tqdm bar on stderr for one long phase (an evaluation, a sampling run)
+  with what is being done and an ETA; it disappears when closed."""
+  return tqdm.tqdm(total=total, desc=description, unit=unit, file=sys.stderr,
+                   disable=not enabled, dynamic_ncols=True, leave=False)
+
+
 class Progress:
-  """A tqdm bar over the train steps with the loss and steps/s."""
+  """A tqdm bar over the train steps with the loss and steps/s.
+
+  Until `start` it shows "compiling the train step…" (the first step compiles
+  the program); the step bar, and its clock, start after the first step, so
+  its first ETA does not count compilation.
+  """
 
   def __init__(self, total: int, initial: int, description: str, enabled: bool):
-    self._bar = tqdm.tqdm(total=total, initial=initial, desc=description,
-                          unit="step", file=sys.stderr, disable=not enabled,
-                          dynamic_ncols=True, smoothing=0.1)
+    self._total, self._description, self._enabled = total, description, enabled
+    self._bar: tqdm.tqdm | None = None
+    self._status = tqdm.tqdm(total=None, desc=f"{description}: compiling the train "
+                             "step…", bar_format="{desc} {elapsed}", file=sys.stderr,
+                             disable=not enabled, leave=False)
     self._last_time = time.perf_counter()
     self._last_step = initial
 
+  def start(self, step: int) -> None:
+    """The first step has run (compiled): show the step bar from `step`."""
+    if self._bar is not None:
+      return
+    self._status.close()
+    self._bar = tqdm.tqdm(total=self._total, initial=step, desc=self._description,
+                          unit="step", file=sys.stderr, disable=not self._enabled,
+                          dynamic_ncols=True, smoothing=0.1)
+    self._last_time, self._last_step = time.perf_counter(), step
+
   def update(self, step: int, loss: float | None = None) -> float:
     """Moves the bar to `step`; returns steps/s since the previous update."""
+    self.start(step)
     now = time.perf_counter()
     rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._bar.update(step - self._bar.n)
@@ -122,7 +148,9 @@ class Progress:
     return rate
 
   def write(self, message: str) -> None:
-    self._bar.write(message, file=sys.stderr)
+    tqdm.tqdm.write(message, file=sys.stderr)
 
   def close(self) -> None:
-    self._bar.close()
+    self._status.close()
+    if self._bar is not None:
+      self._bar.close()

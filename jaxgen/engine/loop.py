@@ -196,7 +196,8 @@ class Trainer:
         self.method, self.spec,
         evaluation_lib.evaluators_for(self.method, self.spec, self.tc.coverage_samples),
         strategy=self.strategy, seeds=self.seeds, multi=self.multi,
-        batch_size=self.tc.eval_batch_size or config.data.batch_size)
+        batch_size=self.tc.eval_batch_size or config.data.batch_size,
+        progress=bool(self.tc.progress) and self.is_main)
     self.last_protocol: dict[str, Any] | None = None
     self.diverged: set[int | None] = set()
     self._sample_fns: dict[int, Callable[..., jax.Array]] = {}
@@ -343,6 +344,7 @@ class Trainer:
           "process_count": jax.process_count(),
           "versions": _versions(),
           "data_spec": self.spec.to_json(),
+          "data_source": data_lib.source_record(self.config.data.name, self.workdir),
       })
 
   def _log_train(self, step: int, means: dict[str, np.ndarray], rate: float,
@@ -428,6 +430,8 @@ class Trainer:
       for step in range(start + 1, total + 1):
         batch = self.strategy.put_batch(self._next(iterators))
         state, metrics = step_fn(state, batch)
+        if step == start + 1:
+          progress.start(step)   # compiled: the step bar's clock starts here
         pending.append((step, metrics))
         if len(pending) > _SYNC_EVERY:
           # Read metrics a few steps late, so the host never waits for the

@@ -7,6 +7,7 @@ Layout:
   checkpoints/<step>/  Orbax checkpoints: state, data position, config
   samples/, reconstructions/   PNG grids written during training
   samples.png, reconstructions.png, eval.json   the final ones
+  eval/<what was asked>.json   later `jaxgen eval` results (never eval.json)
   tensorboard/         event files, when a writer package is installed
   .lock                held by the one process training in it (see `lock`)
 """
@@ -141,6 +142,9 @@ def prepare(workdir: str | pathlib.Path, config: dict[str, Any], *,
             resume: bool, overwrite: bool) -> pathlib.Path:
   """Checks `workdir` against the requested run, locks it and writes config.json.
 
+  Errors name the arguments of `jaxgen.fit` (`resume=True`); the CLI shows
+  them as its flags.
+
   A fresh or empty folder starts a run; so does a folder left by a start that
   failed before its first checkpoint (it holds config.json and nothing that
   can be resumed). A folder holding a run needs `resume` (and the same config,
@@ -149,7 +153,7 @@ def prepare(workdir: str | pathlib.Path, config: dict[str, Any], *,
   """
   path = pathlib.Path(workdir)
   if resume and overwrite:
-    raise WorkdirError("--resume and --overwrite exclude each other; choose one")
+    raise WorkdirError("resume=True and overwrite=True exclude each other; choose one")
   if path.exists() and not path.is_dir():
     raise WorkdirError(f"workdir {str(path)!r} is a file, not a directory")
   saved_path = path / CONFIG_FILE
@@ -164,11 +168,12 @@ def prepare(workdir: str | pathlib.Path, config: dict[str, Any], *,
     elif resume:
       saved = _read_json(saved_path, "config")
       _check_resumable(path, saved, config)
+      _check_steps(path, config)
     else:
       unlock(path)
       raise WorkdirError(
-          f"workdir {str(path)!r} already holds a run; pass --resume to continue "
-          "it or --overwrite to replace it")
+          f"workdir {str(path)!r} already holds a run; pass resume=True to continue "
+          "it or overwrite=True to replace it")
   remove_temporary(path)
   (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
   return path
@@ -188,10 +193,32 @@ def _check_resumable(path: pathlib.Path, saved: dict[str, Any] | None,
     if diffs:
       more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
       message = (f"workdir {str(path)!r} holds a run with a different config: "
-                 f"{diffs[0]}{more}; resume with the same settings or pass --overwrite")
+                 f"{diffs[0]}{more}; resume with the same settings or pass overwrite=True")
   if message:
     unlock(path)
     raise WorkdirError(message)
+
+
+def newest_step(path: pathlib.Path) -> int | None:
+  """The newest committed checkpoint folder's step, or None."""
+  checkpoints = path / CHECKPOINT_DIR
+  steps = [int(p.name) for p in checkpoints.iterdir()
+           if p.is_dir() and p.name.isdigit()] if checkpoints.is_dir() else []
+  return max(steps) if steps else None
+
+
+def _check_steps(path: pathlib.Path, config: dict[str, Any]) -> None:
+  """Refuses to resume to fewer steps than the run has done (unlocking first).
+
+  Training would stop at once and config.json would say a length the
+  checkpoints contradict; nothing is written.
+  """
+  done = newest_step(path)
+  steps = config.get("train", {}).get("steps")
+  if done is not None and isinstance(steps, int) and steps < done:
+    unlock(path)
+    raise WorkdirError(f"train.steps={steps} is below step {done}, where the run in "
+                       f"{str(path)!r} stands; resume with {done} steps or more")
 
 
 def _read_json(file: pathlib.Path, what: str) -> dict[str, Any] | None:
@@ -253,7 +280,7 @@ def record_session(path: pathlib.Path, info: dict[str, Any]) -> None:
       "python": platform.python_version(),
       **info,
   })
-  for key in ("data_spec", "method"):
+  for key in ("data_spec", "method", "data_source"):
     if key in info:
       run[key] = info[key]
   run_file.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")

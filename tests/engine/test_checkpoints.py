@@ -53,7 +53,7 @@ def test_resume_on_another_device_count_continues(tmp_path):
 def test_workdir_rules(tmp_path):
   run = tmp_path / "run"
   jaxgen.fit(tiny_vae(steps=2), workdir=run)
-  with pytest.raises(WorkdirError, match="already holds a run; pass --resume"):
+  with pytest.raises(WorkdirError, match="already holds a run; pass resume=True to continue it or overwrite=True"):
     jaxgen.fit(tiny_vae(steps=2), workdir=run)
   changed = tiny_vae(steps=2)
   changed.model.latent_dim = 3

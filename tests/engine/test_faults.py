@@ -4,6 +4,7 @@ Each case asserts what the engine promises (docs/reliability.md): no data loss,
 bit-exact resume where it applies, one line and exit status 2 for a refusal.
 """
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 import jaxgen
+from jaxgen import cli, registry
 from jaxgen.engine import workdir as workdir_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -123,3 +125,63 @@ def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, reference):
   records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   steps = [r["step"] for r in records if r.get("split") == "train" and "loss" in r]
   assert steps == sorted(set(steps))
+
+
+def test_sigint_during_the_final_evaluation_exits_130_quietly(tmp_path):
+  """Training is done and checkpointed; a long final evaluation is interrupted."""
+  workdir = tmp_path / "final"
+  args = [*TRAIN[:5], "4", *TRAIN[6:]]
+  args[args.index("train.final_eval=false")] = "train.final_eval=true"
+  args[args.index("train.checkpoint_every=1")] = "train.checkpoint_every=0"
+  proc = _start(*args, "--set", "train.coverage_samples=50000000", "--workdir",
+                str(workdir))
+  deadline = time.time() + 240
+  while not (workdir / "checkpoints" / "4").is_dir() and time.time() < deadline:
+    time.sleep(0.05)
+  time.sleep(1.0)   # into the evaluation of 50M samples in chunks
+  assert proc.poll() is None, "the final evaluation ended before the signal"
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130
+  assert "Traceback" not in err and err.strip().splitlines()[-1] == "jaxgen: interrupted"
+  assert (workdir / "checkpoints" / "4").is_dir()
+
+
+def test_nan_at_a_checkpoint_step_leaves_only_finite_checkpoints_and_eval_is_finite(
+    tmp_path, capsys):
+  """Parameters turn NaN in the update of step 5 (metrics stay finite)."""
+  workdir = tmp_path / "nan"
+  config_file = pathlib.Path(__file__).with_name("fragile_config.py")
+  done = _jaxgen("train", "fragile", "--config", str(config_file), "--steps", "10",
+                 "--no-progress", "--workdir", str(workdir),
+                 "--set", "train.checkpoint_every=1", "--set", "train.num_samples=0",
+                 "--set", "train.coverage_samples=0", "--set", "data.batch_size=8")
+  assert done.returncode == 1, done.stderr[-2000:]
+  assert done.stderr.strip().splitlines()[-1].endswith(
+      f"the last good checkpoint is step 4 in {workdir / 'checkpoints'}")
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [2, 3, 4]
+  spec = importlib.util.spec_from_file_location("fragile_config", config_file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  module.register()
+  try:
+    for step in (2, 3, 4):
+      leaves = jax.tree.leaves(jaxgen.load(workdir, step=step).state.params)
+      assert all(np.all(np.isfinite(np.asarray(x))) for x in leaves), step
+    code = cli.main(["eval", "--workdir", str(workdir)])
+    out = capsys.readouterr().out
+    values = json.loads(out[:out.rindex("}") + 1])
+    assert code == 0 and values["step"] == 4 and np.isfinite(values["value"])
+  finally:
+    registry.unregister("fragile")
+
+
+def test_an_infinite_learning_rate_saves_nothing_and_eval_says_so(tmp_path):
+  workdir = tmp_path / "inf"
+  done = _jaxgen(*TRAIN[:5], "5", *TRAIN[6:], "--set", "optim.learning_rate=1e39",
+                 "--workdir", str(workdir))
+  assert done.returncode == 1
+  assert done.stderr.strip().splitlines()[-1].endswith("no checkpoint was saved")
+  assert not workdir_lib.has_checkpoint(workdir)
+  done = _jaxgen("eval", "--workdir", str(workdir))
+  assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr

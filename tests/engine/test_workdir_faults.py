@@ -6,6 +6,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -185,9 +186,11 @@ def test_nothing_restorable_is_one_line(tmp_path):
   checkpointer = _saved(tmp_path)
   for step in (1, 2, 3):
     _truncate_arrays(tmp_path / "checkpoints" / str(step) / "state")
-  with pytest.warns(UserWarning), pytest.raises(
-      WorkdirError, match=r"no restorable checkpoint in .* \(tried steps 3, 2, 1\)"):
-    checkpointer.restore_newest(_abstract())
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")   # the error is the one line: no warnings first
+    with pytest.raises(WorkdirError,
+                       match=r"no restorable checkpoint in .* \(tried steps 3, 2, 1; step 3: "):
+      checkpointer.restore_newest(_abstract())
   checkpointer.close()
 
 
