@@ -46,6 +46,10 @@ def train_config() -> ml_collections.ConfigDict:
   """The loop's settings, shared by every method."""
   return ml_collections.ConfigDict(dict(
       steps=2000,
+      # The horizon of learning-rate schedules (0: train.steps of the run's
+      # first session). Resolved into the saved config when a run starts, so
+      # that `--resume --steps N` extends a run without changing its schedules.
+      schedule_steps=0,
       seed=0,
       seeds=(),              # non-empty: train one replica per seed, in one program
       # How the train step runs the replicas: "vmap" (batched; fastest for
@@ -127,13 +131,20 @@ def resolve_derived(config: ml_collections.ConfigDict,
                     saved: dict[str, Any] | None = None) -> list[str]:
   """Writes values that default to a derived one into `config`; returns their keys.
 
-  Today: an optimizer section's `decay_steps` = 0 with a decaying schedule
+  Today: `train.schedule_steps` = 0 (the horizon families give their
+  optimizers' schedules, e.g. the GAN discriminator's schedule_steps ×
+  n_critic) and an optimizer section's `decay_steps` = 0 with a decaying schedule
   becomes `train.steps` — or, when resuming (`saved`: the run's saved config),
   the run's resolved value, so `--steps N` extends a run without changing its
   schedule. A resolved value is saved in config.json like any other.
   """
   saved_flat = flatten(saved) if saved else {}
   resolved = []
+  if "schedule_steps" in config.train and not config.train.schedule_steps:
+    previous = saved_flat.get("train.schedule_steps")
+    config.train.schedule_steps = (previous if isinstance(previous, int) and previous > 0
+                                   else int(config.train.steps))
+    resolved.append("train.schedule_steps")
   for path, section in _sections(config):
     if (section.get("decay_steps") == 0 and isinstance(section.get("schedule"), str)
         and section.schedule in DECAYING_SCHEDULES):

@@ -163,3 +163,13 @@ def ema(decay: float) -> optax.GradientTransformation:
     return averaged, EmaState(count=state.count + 1, ema=averaged)
 
   return optax.GradientTransformation(init, update)
+
+
+def schedule_horizon(train: ml_collections.ConfigDict | Any) -> int:
+  """The number of steps learning-rate schedules span: `train.schedule_steps`.
+
+  The runner resolves it (to the first session's `train.steps`) before a run
+  starts and keeps it on resume; a method built outside `fit` (schedule_steps
+  0) uses `train.steps`.
+  """
+  return int(train.get("schedule_steps", 0) or train.steps)

@@ -131,13 +131,40 @@ def test_resume_keeps_the_schedule_of_the_saved_config(tmp_path):
 
   jaxgen.fit(cosine(20), workdir=tmp_path / "run")
   resumed = jaxgen.fit(cosine(40), workdir=tmp_path / "run", resume=True)
-  straight = jaxgen.fit(cosine(40, decay_steps=20), workdir=tmp_path / "straight")
+  explicit = cosine(40, decay_steps=20)
+  explicit.train.schedule_steps = 20
+  straight = jaxgen.fit(explicit, workdir=tmp_path / "straight")
   saved = json.loads((tmp_path / "run" / "config.json").read_text())
   assert saved["optim"]["decay_steps"] == 20
   assert saved == json.loads((tmp_path / "straight" / "config.json").read_text())
   assert_trees_equal(params_of(straight), params_of(resumed))
   with pytest.raises(WorkdirError, match="optim.decay_steps is 20 there, 60 here"):
     jaxgen.fit(cosine(60, decay_steps=60), workdir=tmp_path / "run", resume=True)
+
+
+def test_resume_keeps_the_gan_schedules_horizon(tmp_path):
+  """The GAN's schedules span train.schedule_steps (× n_critic for D), fixed at the start."""
+
+  def gan(steps, schedule_steps=0):
+    config = jaxgen.get_config("gan", "toy2d:ring8")
+    config.model.generator_hidden = (16,)
+    config.model.discriminator_hidden = (16,)
+    config.generator_optim.schedule = "cosine"
+    config.discriminator_optim.schedule = "cosine"
+    config.data.batch_size = 16
+    config.train.update(steps=steps, schedule_steps=schedule_steps, progress=False,
+                        num_samples=0, final_eval=False, eval_every=0, num_devices=1)
+    return config
+
+  jaxgen.fit(gan(6), workdir=tmp_path / "run")
+  resumed = jaxgen.fit(gan(12), workdir=tmp_path / "run", resume=True)
+  straight = jaxgen.fit(gan(12, schedule_steps=6), workdir=tmp_path / "straight")
+  saved = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert saved["train"]["schedule_steps"] == 6
+  assert_trees_equal(params_of(straight), params_of(resumed))
+  longer = jaxgen.fit(gan(12), workdir=tmp_path / "longer")   # a 12-step schedule
+  assert not np.allclose(jax.tree.leaves(params_of(longer))[0],
+                         jax.tree.leaves(params_of(resumed))[0])
 
 
 def test_changing_the_seed_strategy_on_resume_is_a_config_change(tmp_path):

@@ -71,7 +71,7 @@ def updated_code_moments(moments: dict[str, jax.Array], code: jax.Array,
 def make(config: ml_collections.ConfigDict, spec: Any, variant: str = "ae") -> Method:
   """The autoencoder variant `variant` ('ae', 'dae' or 'sae')."""
   s = settings_lib.resolve(config, spec, variant)
-  return _build(s, optim.make(config.optim, config.train.steps))
+  return _build(s, optim.make(config.optim, optim.schedule_horizon(config.train)))
 
 
 def _build(s: settings_lib.Settings, tx: optax.GradientTransformation) -> Method:

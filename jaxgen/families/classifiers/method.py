@@ -130,7 +130,7 @@ def make_lr(config: ml_collections.ConfigDict, spec: Any) -> Method:
                   else int(spec.num_train))
   strength = losses.l2_strength(inverse_regularization=s.inverse_regularization,
                                 num_examples=num_examples)
-  tx = optim.make(config.optim, config.train.steps)
+  tx = optim.make(config.optim, optim.schedule_horizon(config.train))
   protocol = {
       "estimator": "multinomial logistic regression: accuracy/error of argmax p(y|x); "
                    "nll = -log p(y|x)",

@@ -416,7 +416,8 @@ def build(config: ml_collections.ConfigDict, space: Space, num_classes: int | No
       name=name, settings=s, schedule=schedules.get(s.schedule, s.timesteps),
       space=space, denoiser=make_denoiser(s, space.shape, num_classes),
       classifier=make_classifier(s, num_classes) if s.guidance == "classifier" else None,
-      tx=optim.make(config.optim, config.train.steps), ema=optim.ema(s.ema_decay),
+      tx=optim.make(config.optim, optim.schedule_horizon(config.train)),
+      ema=optim.ema(s.ema_decay),
       num_classes=int(num_classes or 0))
   guides = Guides(plain=functools.partial(_denoise_plain, model),
                   guided=functools.partial(_denoise_guided, model),

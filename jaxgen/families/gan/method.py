@@ -47,8 +47,8 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
       updates=updates.active(s, objective), shape=tuple(spec.shape),
       value_range=tuple(float(v) for v in spec.value_range),
       output="tanh" if image_output else "linear")
-  tx_g = optim.make(s.generator_optim, config.train.steps)
-  tx_d = optim.make(s.discriminator_optim, config.train.steps * s.n_critic)
+  tx_g = optim.make(s.generator_optim, optim.schedule_horizon(config.train))
+  tx_d = optim.make(s.discriminator_optim, optim.schedule_horizon(config.train) * s.n_critic)
   train_step = step.consensus_step if s.consensus else step.alternating_step
   protocol = {
       "estimator": "per test example i: the discriminator's loss on (x_i, G(z_i)) "

@@ -232,7 +232,8 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   num_classes = int(spec.num_classes or 0) if s.conditional else 0
   model = Model(name="pixelcnn", settings=s, codec=codec, shape=tuple(spec.shape),
                 network=make_network(s, spec.shape, codec.levels, num_classes),
-                tx=optim.make(config.optim, config.train.steps), num_classes=num_classes)
+                tx=optim.make(config.optim, optim.schedule_horizon(config.train)),
+                num_classes=num_classes)
   return Method(name="pixelcnn", init=functools.partial(init, model),
                 train_step=functools.partial(train_step, model),
                 sample=functools.partial(sample, model),

@@ -62,7 +62,7 @@ def _protocol(s: settings_lib.Settings) -> dict[str, str]:
 def make(config: ml_collections.ConfigDict, spec: Any, variant: str = "vae") -> Method:
   """The VAE variant `variant` ('vae', 'cvae' or 'iwae') for `config` and `spec`."""
   s = settings_lib.resolve(config, spec, variant)
-  tx = optim.make(config.optim, config.train.steps)
+  tx = optim.make(config.optim, optim.schedule_horizon(config.train))
   return _build(s, tx)
 
 
