@@ -146,16 +146,19 @@ def test_derived_values_are_resolved_once_and_kept_on_resume():
   config = config_lib.get_config("vae")
   config.optim.schedule = "cosine"
   config.train.steps = 200
-  assert config_lib.resolve_derived(config) == ["optim.decay_steps"]
-  assert config.optim.decay_steps == 200
+  assert config_lib.resolve_derived(config) == ["train.schedule_steps", "optim.decay_steps"]
+  assert config.optim.decay_steps == 200 and config.train.schedule_steps == 200
   resumed = config_lib.get_config("vae")
   resumed.optim.schedule = "cosine"
   resumed.train.steps = 400
   config_lib.resolve_derived(resumed, saved=config_lib.to_dict(config))
   assert resumed.optim.decay_steps == 200  # the run's own value, not --steps
+  assert resumed.train.schedule_steps == 200
   explicit = config_lib.get_config("vae")
   explicit.optim.schedule = "cosine"
   explicit.optim.decay_steps = 50
-  assert config_lib.resolve_derived(explicit) == [] and explicit.optim.decay_steps == 50
+  assert config_lib.resolve_derived(explicit) == ["train.schedule_steps"]
+  assert explicit.optim.decay_steps == 50
   constant = config_lib.get_config("vae")
-  assert config_lib.resolve_derived(constant) == [] and constant.optim.decay_steps == 0
+  assert config_lib.resolve_derived(constant) == ["train.schedule_steps"]
+  assert constant.optim.decay_steps == 0
