@@ -127,7 +127,10 @@ def test_settings_that_do_not_fit_are_one_line_errors(method, data, overrides, f
 
 def test_an_unknown_key_or_a_wrong_type_is_refused():
   config = small()
-  config.model.colour = 1  # a typo in a config file adds a key
+  with pytest.raises(AttributeError, match="colour"):
+    config.model.colour = 1  # configs are locked: a typo cannot add a key
+  with config.unlocked():    # and should one get in anyway, make refuses it
+    config.model.colour = 1
   spec = data_lib.from_config(config.data).spec
   with pytest.raises(ConfigError, match="unknown key model.colour"):
     vae.make(config, spec)
