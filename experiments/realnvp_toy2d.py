@@ -40,7 +40,8 @@ def config_for(name: str, args: argparse.Namespace):
   """The experiment's config for toy2d:<name>."""
   config = jaxgen.get_config("realnvp", f"toy2d:{name}")
   overrides = [f"train.steps={args.steps}", "train.eval_every=0", "train.num_samples=0",
-               f"train.checkpoint_every={args.steps}", f"train.log_every={max(1, args.steps // 50)}",
+               f"train.checkpoint_every={args.steps}",
+               f"train.log_every={max(1, args.steps // 50)}",
                f"train.seed={args.seed}", f"data.batch_size={args.batch_size}",
                f"model.couplings={args.couplings}", f"model.hidden={args.hidden}",
                f"optim.learning_rate={args.learning_rate}", "optim.schedule=cosine",

@@ -136,28 +136,27 @@ class AffineCoupling(nn.Module):
   blocks: int = 2
   hidden: Sequence[int] = (256, 256)
 
-  def _split(self, x: Array) -> tuple[Array, Array, Any]:
-    """(conditioning input to the network, mask b of unchanged values, shape info)."""
+  def _split(self, x: Array) -> tuple[Array, Array]:
+    """(the network's input, the mask b of the values the layer leaves unchanged)."""
     if self.mask == "checkerboard":
       b = checkerboard_mask(x.shape[1], x.shape[2], self.parity)
-      b = jnp.broadcast_to(b, x.shape[1:3] + (1,))
       net_in = jnp.concatenate([x * b, jnp.broadcast_to(b, x.shape[:3] + (1,))], -1)
-      return net_in, b, None
+      return net_in, b
     if self.mask == "channel":
       c = x.shape[-1]
       b = (jnp.arange(c) < c // 2).astype(jnp.float32)
       b = b if self.parity == 0 else 1.0 - b
-      return x * b, b, None
+      return x * b, b
     if self.mask == "alternate":
       b = alternate_mask(x.shape[-1], self.parity)
-      return x * b, b, None
+      return x * b, b
     raise ConfigError(f"unknown coupling mask {self.mask!r}; valid: {choices(MASKS)}")
 
   @nn.compact
   def __call__(self, x: Array, inverse: bool = False, train: bool = False
                ) -> tuple[Array, Array]:
     del train  # no batch statistics here
-    net_in, b, _ = self._split(x)
+    net_in, b = self._split(x)
     out_channels = 2 * x.shape[-1]
     if self.mask == "alternate":
       raw = CouplingMLP(tuple(self.hidden), out_channels, name="net")(net_in)
@@ -318,14 +317,13 @@ def multiscale_plan(shape: Sequence[int], num_scales: int) -> list[tuple[str, An
     raise ConfigError(f"images of {h}x{w} do not fit {num_scales} scales: height and "
                       f"width must be divisible by {factor}; lower model.num_scales")
   plan: list[tuple[str, Any]] = []
-  for scale in range(num_scales - 1):
+  for _ in range(num_scales - 1):
     plan += [("coupling", ("checkerboard", i % 2)) for i in range(3)]
     plan.append(("squeeze", None))
     c *= 4
     plan += [("coupling", ("channel", i % 2)) for i in range(3)]
     plan.append(("factor", c // 2))
     c -= c // 2
-    del scale
   plan += [("coupling", ("checkerboard", i % 2)) for i in range(4)]
   return plan
 
@@ -398,7 +396,7 @@ class _Chain(nn.Module):
     parts = [p.reshape((batch,) + s) for p, s in zip(parts, factored + [last])]
     x = parts.pop()
     index = len(self.couplings)
-    for kind, arg in reversed(self._plan()):
+    for kind, _ in reversed(self._plan()):
       if kind == "coupling":
         index -= 1
         x, _ = self.couplings[index](x, inverse=True)
@@ -406,9 +404,8 @@ class _Chain(nn.Module):
           x, _ = self.norms[index](x, inverse=True)
       elif kind == "squeeze":
         x = unsqueeze(x)
-      else:
+      else:  # "factor": the factored-out part goes back in front
         x = jnp.concatenate([parts.pop(), x], axis=-1)
-        del arg
     return x
 
   def __call__(self, x: Array, train: bool = False) -> tuple[Array, Array]:
@@ -441,7 +438,7 @@ class MLPFlow(_Chain):
   """Affine couplings with alternating masks on vectors [D] (MLP networks)."""
 
   shape: tuple[int]
-  couplings_count: int = 8
+  num_couplings: int = 8
   hidden: tuple[int, ...] = (256, 256)
   normalization: str = "batch"
   momentum: float = 0.9
@@ -450,7 +447,7 @@ class MLPFlow(_Chain):
   def _plan(self):
     if self.shape[0] < 2:
       raise ConfigError(f"a coupling flow needs at least 2 dimensions, got {self.shape[0]}")
-    return [("coupling", ("alternate", i % 2)) for i in range(self.couplings_count)]
+    return [("coupling", ("alternate", i % 2)) for i in range(self.num_couplings)]
 
   def _layer_settings(self):
     return dict(hidden=tuple(self.hidden))

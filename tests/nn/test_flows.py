@@ -174,7 +174,7 @@ def test_realnvp_train_mode_inverts_with_the_batch_statistics():
 @pytest.mark.parametrize("normalization", flows.NORMALIZATIONS)
 @pytest.mark.parametrize("dim", [2, 5])
 def test_mlp_flow_inverts_and_its_log_det_is_the_jacobians(normalization, dim):
-  flow = flows.MLPFlow(shape=(dim,), couplings_count=4, hidden=(16, 16),
+  flow = flows.MLPFlow(shape=(dim,), num_couplings=4, hidden=(16, 16),
                        normalization=normalization)
   x = image((dim,), batch=5)
   variables = setup_layer(flow, x)

@@ -65,7 +65,7 @@ def make_flow(s: settings_lib.Settings) -> nn.Module:
   if s.architecture == "multiscale":
     return flows.RealNVP(shape=s.shape, num_scales=m.num_scales, features=m.features,
                          blocks=m.blocks, **norm)
-  return flows.MLPFlow(shape=s.shape, couplings_count=m.couplings, hidden=m.hidden, **norm)
+  return flows.MLPFlow(shape=s.shape, num_couplings=m.couplings, hidden=m.hidden, **norm)
 
 
 def preprocess(model: Model, x: jax.Array, key: jax.Array | None
