@@ -266,7 +266,8 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   s = settings_lib.resolve(config, spec)
   codec = s.codec.dequantized_codec() if s.dequantize else s.codec
   model = Model(settings=s, flow=make_flow(s),
-                tx=optim.make(config.optim, optim.schedule_horizon(config.train)), codec=codec)
+                tx=optim.make(config.optim, optim.schedule_horizon(config.train)),
+                codec=codec)
   return Method(name="realnvp", init=functools.partial(init, model),
                 train_step=functools.partial(train_step, model),
                 sample=functools.partial(sample, model),
