@@ -16,7 +16,7 @@ generator steps. Each objective keeps its published optimizer family, betas,
 n_critic, λ and clip; every learning rate is its published value times 5
 (the published values are for images and 100k+ steps; this budget is 5,000).
 Coverage is measured on the raw generator weights; the EMA column re-measures
-the final state with the EMA weights (decay 0.999, debiased).
+the final state with the EMA weights (decay 0.999; `jaxgen.core.optim.ema`).
 
 Writes results.json, results.md (mean ± std over seeds), modes_over_training.png,
 samples_final_<data>.png (seed 0 of every setting) and
