@@ -209,7 +209,10 @@ def test_settings_that_do_not_fit_are_one_line_errors(data, overrides, fragment)
 
 def test_an_unknown_model_key_is_a_one_line_error():
   config = small("digits")
-  config.model.widths = 3
+  with pytest.raises(AttributeError, match="widths"):
+    config.model.widths = 3   # configs are locked: a typo cannot add a key
+  with config.unlocked():     # and should one get in anyway, make refuses it
+    config.model.widths = 3
   with pytest.raises(ConfigError, match="unknown key model.widths; valid: "):
     registry.get("realnvp").make(config, data_lib.from_config(config.data).spec)
 
