@@ -398,6 +398,15 @@ def test_relative_data_paths_are_found_from_elsewhere_and_after_a_move(tmp_path)
   assert again.returncode == 0, again.stderr
   assert (json.loads((tmp_path / "first.json").read_text())["metrics"]
           == json.loads((tmp_path / "again.json").read_text())["metrics"])
+  # --resume from another directory, after the move, finds the data too, and
+  # keeps the run's record of where the data came from.
+  resumed = _jaxgen("train", "--workdir", str(moved / "runs" / "a"), "--resume",
+                    "--steps", "4", "--no-progress", cwd=REPO)
+  assert resumed.returncode == 0, resumed.stderr
+  run_info = json.loads((moved / "runs" / "a" / "run.json").read_text())
+  assert run_info["data_source"]["typed"] == "npz:data/blobs.npz"
+  assert json.loads((moved / "runs" / "a" / "config.json").read_text())[
+      "data"]["name"] == "npz:data/blobs.npz"
 
 
 def test_sample_settings_and_guidance_of_a_diffusion_model(capsys, tmp_path):

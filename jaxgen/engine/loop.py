@@ -180,7 +180,8 @@ class Trainer:
     self.strategy.check_batch_size(config.data.batch_size)
     if self.tc.eval_batch_size:
       self.strategy.check_batch_size(self.tc.eval_batch_size, "train.eval_batch_size")
-    self.dataset = data_lib.from_config(config.data)
+    self.data_source = None
+    self.dataset = self._load_data(config, workdir, resume)
     self.spec = self.dataset.spec
     self.method = self.entry.make(config, self.spec)
     self.workdir = (workdir_lib.prepare(workdir, self.config_dict, resume=resume,
@@ -214,6 +215,35 @@ class Trainer:
   def _next(self, iterators: list[Any]) -> dict[str, np.ndarray]:
     batches = [next(it) for it in iterators]
     return _stack(batches) if self.multi else batches[0]
+
+  def _load_data(self, config: ml_collections.ConfigDict,
+                 workdir: str | pathlib.Path | None, resume: bool):
+    """The data section to load: on resume, a relative file path that is not
+    found from here is looked up where the run was started (`data.relocate`),
+    and the run's original data record is kept. The saved config is unchanged."""
+    name = config.data.name
+    if not (resume and workdir is not None):
+      return data_lib.from_config(config.data)
+    prefix, _, argument = name.partition(":")
+    run_file = pathlib.Path(workdir) / workdir_lib.RUN_FILE
+    if (prefix not in data_lib._registry.FILE_PREFIXES or not argument or not run_file.exists()
+        or pathlib.Path(argument).expanduser().exists()):
+      return data_lib.from_config(config.data)
+    try:
+      record = json.loads(run_file.read_text(encoding="utf-8")).get("data_source")
+    except (OSError, ValueError):
+      return data_lib.from_config(config.data)
+    located = data_lib.relocate(name, record, workdir)
+    if located == name:
+      return data_lib.from_config(config.data)
+    self.data_source = record
+    section = copy.deepcopy(config.data)
+    with section.unlocked():
+      section.name = located
+    dataset = data_lib.from_config(section)
+    # The same data under the run's own name: the saved data position and
+    # the logs name the dataset as the run was started.
+    return dataclasses.replace(dataset, spec=dataclasses.replace(dataset.spec, name=name))
 
   # ----------------------------------------------------------------- state
   def _init_fn(self) -> Callable[[jax.Array, Any], TrainState]:
@@ -344,7 +374,8 @@ class Trainer:
           "process_count": jax.process_count(),
           "versions": _versions(),
           "data_spec": self.spec.to_json(),
-          "data_source": data_lib.source_record(self.config.data.name, self.workdir),
+          "data_source": (self.data_source or
+                          data_lib.source_record(self.config.data.name, self.workdir)),
       })
 
   def _log_train(self, step: int, means: dict[str, np.ndarray], rate: float,
