@@ -220,7 +220,9 @@ def apply_overrides(config: ml_collections.ConfigDict,
   for item in overrides:
     key, sep, raw = item.partition("=")
     if not sep or not key:
-      raise ConfigError(f"--set expects key=value, got {item!r}")
+      # Neutral wording: the CLI's --set and the API's overrides= both land here.
+      raise ConfigError(f"an override expects key=value (e.g. model.latent_dim=16), "
+                        f"got {item!r}")
     set_value(config, key.strip(), parse_value(raw.strip()), raw=raw.strip())
 
 
