@@ -28,6 +28,7 @@ from jaxgen import data as data_lib
 from jaxgen import registry
 from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import evaluation, logs, loop, parallel
+from jaxgen.engine import runs as runs_lib
 from jaxgen.engine import workdir as workdir_lib
 from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError, WorkdirError, choices
@@ -35,6 +36,9 @@ from jaxgen.errors import ConfigError, WorkdirError, choices
 get_config = config_lib.get_config
 fit = loop.fit
 RunResult = loop.RunResult
+LoadedRun = runs_lib.LoadedRun
+load = runs_lib.load
+_abstract_state = runs_lib.abstract_state
 
 
 def train(method: str | None = None, *, data: str | None = None,
@@ -186,76 +190,6 @@ def _apply(config: ml_collections.ConfigDict,
     config_lib.apply_overrides(config, overrides)
 
 
-@dataclasses.dataclass
-class LoadedRun:
-  """A trained run read back from its workdir."""
-
-  method: Method
-  state: TrainState
-  config: ml_collections.ConfigDict
-  spec: Any
-  workdir: pathlib.Path
-  step: int
-  seeds: list[int]
-
-  @property
-  def multi(self) -> bool:
-    return bool(self.config.train.seeds)
-
-  def replica(self, index: int = 0) -> TrainState:
-    """The state of one seed's replica (the state itself for single-seed runs)."""
-    if not self.multi:
-      if index:
-        raise ConfigError(f"replica {index} requested, but the run has one seed")
-      return self.state
-    if not 0 <= index < len(self.seeds):
-      raise ConfigError(f"replica {index} does not exist; valid: 0 to "
-                        f"{len(self.seeds) - 1} (seeds {self.seeds})")
-    return jax.tree.map(lambda x: x[index], self.state)
-
-
-def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
-  """Restores a run's method and state: checkpoint `step`, or the newest restorable.
-
-  A damaged newest checkpoint is skipped with a one-line warning naming it (the
-  files stay where they are); a `step` that does not exist or cannot be read,
-  or a run with nothing restorable, is a one-line WorkdirError.
-  """
-  path = pathlib.Path(workdir)
-  config_dict, run = workdir_lib.read_run(path)
-  config = config_lib.from_dict(config_dict)
-  # File data given as a relative path is found from any directory (#12.3).
-  config.data.name = data_lib.relocate(config.data.name, run.get("data_source"), path)
-  entry = registry.get(config.method)
-  spec = (data_lib.DataSpec.from_json(run["data_spec"]) if "data_spec" in run
-          else data_lib.from_config(config.data).spec)
-  method = entry.make(config, spec)
-  seeds = config_lib.seeds_of(config)
-  multi = bool(config.train.seeds)
-  checkpointer = checkpoint_lib.Checkpointer(path / workdir_lib.CHECKPOINT_DIR)
-  try:
-    if not checkpointer.all_steps():
-      raise WorkdirError(f"workdir {str(path)!r} has no checkpoint yet")
-    abstract = _abstract_state(method, config, spec, seeds, multi)
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    # Readers never move files (quarantine=False): a trainer may own them.
-    step, state, _, _ = checkpointer.restore_newest(
-        checkpoint_lib.abstract_like(abstract, device), step, quarantine=False)
-  finally:
-    checkpointer.close()
-  return LoadedRun(method, state, config, spec, path, step, seeds)
-
-
-def _abstract_state(method: Method, config: ml_collections.ConfigDict, spec: Any,
-                    seeds: list[int], multi: bool) -> Any:
-  """The shapes and dtypes of the state `method.init` builds (nothing computed)."""
-  init = jax.vmap(method.init) if multi else method.init
-  example = spec.example_batch(config.data.batch_size)
-  if multi:
-    example = {k: np.stack([v] * len(seeds)) for k, v in example.items()}
-  return jax.eval_shape(init, loop.init_keys(seeds, multi), example)
-
-
 def _as_run(run: LoadedRun | str | pathlib.Path, step: int | None = None) -> LoadedRun:
   if isinstance(run, LoadedRun):
     if step is not None and step != run.step:
@@ -292,7 +226,7 @@ def _with_settings(run: LoadedRun, overrides: Mapping[str, Any] | Iterable[str]
       raise ConfigError(f"{key} is a training setting and cannot change after "
                         "training; only evaluation- and sampling-time settings can "
                         "(e.g. model.* sampler or estimator keys)")
-  method = registry.get(config.method).make(config, run.spec)
+  method = runs_lib.build_method(config, run.spec)
   trained = jax.eval_shape(lambda s: s, run.state)
   rebuilt = _abstract_state(method, config, run.spec, run.seeds, run.multi)
   same = (jax.tree.structure(trained) == jax.tree.structure(rebuilt) and all(

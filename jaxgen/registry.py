@@ -39,6 +39,10 @@ class MethodEntry:
     make: `make(config, data_spec) -> Method`; validates the config against
       the data and raises ConfigError/DataError with a one-line message.
     default_data: the dataset used when the user names none.
+    requires: `requires(config) -> {argument: workdir}`, the trained runs
+      `make` takes besides (config, data_spec), or None. The runner loads each
+      (`jaxgen.load`) and passes it as `make(config, spec, argument=run)`, so a
+      family that builds on a trained model never reads a workdir itself.
   """
 
   name: str
@@ -47,6 +51,7 @@ class MethodEntry:
   default_config: Callable[[str], ml_collections.ConfigDict]
   make: Callable[..., "Method"]
   default_data: str = "digits"
+  requires: Callable[[ml_collections.ConfigDict], dict[str, str]] | None = None
 
 
 _METHODS: dict[str, MethodEntry] = {}
@@ -55,12 +60,14 @@ _LOADED = False
 
 def register(name: str, *, family: str, description: str,
              default_config: Callable[[str], ml_collections.ConfigDict],
-             make: Callable[..., "Method"], default_data: str = "digits") -> None:
+             make: Callable[..., "Method"], default_data: str = "digits",
+             requires: Callable[[ml_collections.ConfigDict], dict[str, str]] | None = None
+             ) -> None:
   """Adds a method to the registry (a name may be registered once)."""
   if name in _METHODS and _METHODS[name].make is not make:
     raise ValueError(f"method {name!r} is already registered")
   _METHODS[name] = MethodEntry(name, family, description, default_config, make,
-                               default_data)
+                               default_data, requires)
 
 
 def unregister(name: str) -> None:

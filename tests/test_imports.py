@@ -1,4 +1,5 @@
-"""The import rule: families import the core, never the runner (`jaxgen.engine`).
+"""The import rule: families import the core, never the runner (`jaxgen.engine`,
+nor `jaxgen.api`/`jaxgen.cli` or the top-level package that re-exports them).
 
 Read from the source with `ast`, so an import inside a function or under
 `if TYPE_CHECKING:` counts too, and nothing has to be executed.
@@ -10,7 +11,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "jaxgen"
-FORBIDDEN = "jaxgen.engine"
+FORBIDDEN = ("jaxgen.engine", "jaxgen.api", "jaxgen.cli")
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -29,7 +30,7 @@ def _resolve(module: str | None, level: int, importer: str, is_package: bool) ->
 
 
 def _forbidden(name: str) -> bool:
-  return name == FORBIDDEN or name.startswith(FORBIDDEN + ".")
+  return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
 
 
 def runner_imports(source: str, importer: str = "jaxgen.families.x",
@@ -38,7 +39,9 @@ def runner_imports(source: str, importer: str = "jaxgen.families.x",
   found = []
   for node in ast.walk(ast.parse(source)):
     if isinstance(node, ast.Import):
-      found += [alias.name for alias in node.names if _forbidden(alias.name)]
+      # `import jaxgen` binds the package, whose top level is the runner's API.
+      found += [alias.name for alias in node.names
+                if _forbidden(alias.name) or alias.name == "jaxgen"]
     elif isinstance(node, ast.ImportFrom):
       base = _resolve(node.module, node.level, importer, is_package)
       if _forbidden(base):
@@ -61,6 +64,10 @@ def runner_imports(source: str, importer: str = "jaxgen.families.x",
     ("from .. import engine", []),  # jaxgen.families.engine, not the runner
     ("from jaxgen.core import rng\nimport jaxgen.nn\nfrom jaxgen import data", []),
     ("import jaxgen.engineering_notes", []),
+    ("def make():\n  import jaxgen\n  return jaxgen.load", ["jaxgen"]),
+    ("from jaxgen import api", ["jaxgen.api"]),
+    ("from jaxgen.api import load", ["jaxgen.api"]),
+    ("import jaxgen.nn", []),
     ("from . import losses", []),
 ])
 def test_the_checker_finds_runner_imports(source, expected):

@@ -36,6 +36,7 @@ from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import evaluation as evaluation_lib
 from jaxgen.engine import logs
 from jaxgen.engine import parallel
+from jaxgen.engine import runs
 from jaxgen.engine import workdir as workdir_lib
 from jaxgen.errors import ConfigError, NonFiniteError, choices
 
@@ -71,11 +72,6 @@ class RunResult:
   workdir: pathlib.Path | None
   status: str
   stop_signal: int | None = None
-
-
-def init_keys(seeds: list[int], multi: bool) -> jax.Array:
-  keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-  return keys if multi else keys[0]
 
 
 def fixed_keys(seeds: list[int], salt: int, multi: bool) -> jax.Array:
@@ -183,7 +179,7 @@ class Trainer:
     self.data_source = None
     self.dataset = self._load_data(config, workdir, resume)
     self.spec = self.dataset.spec
-    self.method = self.entry.make(config, self.spec)
+    self.method = runs.build_method(config, self.spec)
     self.workdir = (workdir_lib.prepare(workdir, self.config_dict, resume=resume,
                                         overwrite=overwrite)
                     if workdir is not None else None)
@@ -250,7 +246,7 @@ class Trainer:
     return jax.vmap(self.method.init) if self.multi else self.method.init
 
   def _restore_or_init(self, iterators: list[Any]) -> TrainState:
-    keys = init_keys(self.seeds, self.multi)
+    keys = runs.init_keys(self.seeds, self.multi)
     # The first batch of each seed's stream, drawn from a separate iterator so
     # the training stream is untouched: data-dependent initialisation sees the
     # same data as the single-seed run with that seed.

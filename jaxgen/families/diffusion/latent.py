@@ -1,9 +1,10 @@
 """Latent diffusion (Rombach et al. 2022): DDPM in a trained autoencoder's code space.
 
-The autoencoder (a jaxgen VAE or autoencoder run with `encode`/`decode`) is
-read with `jaxgen.load(model.autoencoder_workdir)` and stays frozen. Its data
-settings must be this run's: the same shape and value range, and the same
-`data.binarize` and `data.dequantize` transforms (a one-line error otherwise).
+The autoencoder (a jaxgen VAE or autoencoder run with `encode`/`decode`), named
+by `model.autoencoder_workdir`, is loaded by the runner (the registry entry's
+`requires`) and stays frozen. Its data settings must be this run's: the same
+shape and value range, and the same `data.binarize` and `data.dequantize`
+transforms (a one-line error otherwise).
 Codes are the posterior means (or one posterior draw) times a scale fixed at
 initialisation to 1/std of the first batch's codes, as Rombach et al. do, so the
 diffusion sees unit-variance data. Samples are decoded back to images.
@@ -115,17 +116,26 @@ def code_space(ae_method: Any, ae_state: Any, latent_sample: str,
              "not a bound on the image likelihood"))
 
 
-def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
-  """The `latent_diffusion` method; loads the autoencoder named in the config."""
-  import jaxgen  # pylint: disable=import-outside-toplevel  (jaxgen imports the families)
-
+def _latent_settings(config: ml_collections.ConfigDict) -> settings_lib.LatentSettings:
   model_keys = [f.name for f in dataclasses.fields(settings_lib.ModelSettings)]
-  latent = core_settings.resolve(settings_lib.LatentSettings, config.model, "model",
-                                 ignore=model_keys)
+  return core_settings.resolve(settings_lib.LatentSettings, config.model, "model",
+                               ignore=model_keys)
+
+
+def requires(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """The trained run `make` builds on: the autoencoder named in the config."""
+  latent = _latent_settings(config)
   if not latent.autoencoder_workdir:
     raise ConfigError("model.autoencoder_workdir is empty; train a VAE or autoencoder "
                       "first (jaxgen train vae --workdir runs/vae) and name its workdir")
-  run = jaxgen.load(latent.autoencoder_workdir)
+  return {"autoencoder": latent.autoencoder_workdir}
+
+
+def make(config: ml_collections.ConfigDict, spec: Any, *, autoencoder: Any) -> Method:
+  """The `latent_diffusion` method on a trained autoencoder run (a `jaxgen.LoadedRun`,
+  loaded by the runner from `model.autoencoder_workdir`)."""
+  latent = _latent_settings(config)
+  run = autoencoder
   if run.method.encode is None or run.method.decode is None:
     raise ConfigError(f"the run in {latent.autoencoder_workdir!r} ({run.config.method}) "
                       "has no encode/decode; use a VAE or autoencoder run")
@@ -144,4 +154,4 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
 registry.register(
     "latent_diffusion", family="diffusion",
     description="diffusion in the code space of a trained jaxgen VAE/autoencoder",
-    default_config=default_config, make=make)
+    default_config=default_config, make=make, requires=requires)

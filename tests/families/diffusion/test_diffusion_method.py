@@ -10,6 +10,7 @@ from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
 from jaxgen.core import rng
+from jaxgen.engine import runs
 from jaxgen.data import codec as codec_lib
 from jaxgen.errors import ConfigError
 from jaxgen.families.diffusion import method as diffusion
@@ -229,7 +230,7 @@ def test_latent_diffusion_trains_in_a_vae_code_space(tmp_path):
   config.data.binarize = "dynamic"
   spec = data_lib.from_config(config.data).spec
   with pytest.raises(ConfigError) as info:
-    registry.get("latent_diffusion").make(config, spec)
+    runs.build_method(config, spec)
   assert "trained with data.binarize='none', but this run has data.binarize='dynamic'" in (
       str(info.value)) and "\n" not in str(info.value)
   # ... and the same shape and value range.
@@ -237,7 +238,7 @@ def test_latent_diffusion_trains_in_a_vae_code_space(tmp_path):
   config.data.scale = "symmetric"
   spec = data_lib.from_config(config.data).spec
   with pytest.raises(ConfigError, match="use the autoencoder's data settings"):
-    registry.get("latent_diffusion").make(config, spec)
+    runs.build_method(config, spec)
 
 
 @pytest.mark.parametrize("method,data,overrides,fragment", [
@@ -257,7 +258,7 @@ def test_settings_that_do_not_fit_are_one_line_errors(method, data, overrides, f
   config = small(method, data, overrides=overrides)
   spec = data_lib.from_config(config.data).spec
   with pytest.raises(ConfigError) as info:
-    registry.get(method).make(config, spec)
+    runs.build_method(config, spec)
   assert fragment in str(info.value) and "\n" not in str(info.value)
 
 

@@ -1,0 +1,108 @@
+"""Trained runs read back from their workdirs, and the methods built for them.
+
+`load` restores a run (the API's `jaxgen.load`); `build_method` makes a
+method for a config, loading first the trained runs the method requires
+(`registry.MethodEntry.requires`, e.g. latent diffusion's autoencoder), so
+that families never read workdirs themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxgen import config as config_lib
+from jaxgen import data as data_lib
+from jaxgen import registry
+from jaxgen.core.state import Method, TrainState
+from jaxgen.engine import checkpoint as checkpoint_lib
+from jaxgen.engine import workdir as workdir_lib
+from jaxgen.errors import ConfigError, WorkdirError
+
+
+def init_keys(seeds: list[int], multi: bool) -> jax.Array:
+  """The base key of each seed's state (stacked for multi-seed runs)."""
+  keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+  return keys if multi else keys[0]
+
+
+def build_method(config: ml_collections.ConfigDict, spec: Any) -> Method:
+  """`make(config, spec)` of the config's method, given the trained runs it requires."""
+  entry = registry.get(config.method)
+  required = entry.requires(config) if entry.requires is not None else {}
+  return entry.make(config, spec, **{name: load(workdir) for name, workdir in required.items()})
+
+
+@dataclasses.dataclass
+class LoadedRun:
+  """A trained run read back from its workdir."""
+
+  method: Method
+  state: TrainState
+  config: ml_collections.ConfigDict
+  spec: Any
+  workdir: pathlib.Path
+  step: int
+  seeds: list[int]
+
+  @property
+  def multi(self) -> bool:
+    return bool(self.config.train.seeds)
+
+  def replica(self, index: int = 0) -> TrainState:
+    """The state of one seed's replica (the state itself for single-seed runs)."""
+    if not self.multi:
+      if index:
+        raise ConfigError(f"replica {index} requested, but the run has one seed")
+      return self.state
+    if not 0 <= index < len(self.seeds):
+      raise ConfigError(f"replica {index} does not exist; valid: 0 to "
+                        f"{len(self.seeds) - 1} (seeds {self.seeds})")
+    return jax.tree.map(lambda x: x[index], self.state)
+
+
+def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
+  """Restores a run's method and state: checkpoint `step`, or the newest restorable.
+
+  A damaged newest checkpoint is skipped with a one-line warning naming it (the
+  files stay where they are); a `step` that does not exist or cannot be read,
+  or a run with nothing restorable, is a one-line WorkdirError.
+  """
+  path = pathlib.Path(workdir)
+  config_dict, run = workdir_lib.read_run(path)
+  config = config_lib.from_dict(config_dict)
+  # File data given as a relative path is found from any directory (#12.3).
+  config.data.name = data_lib.relocate(config.data.name, run.get("data_source"), path)
+  spec = (data_lib.DataSpec.from_json(run["data_spec"]) if "data_spec" in run
+          else data_lib.from_config(config.data).spec)
+  method = build_method(config, spec)
+  seeds = config_lib.seeds_of(config)
+  multi = bool(config.train.seeds)
+  checkpointer = checkpoint_lib.Checkpointer(path / workdir_lib.CHECKPOINT_DIR)
+  try:
+    if not checkpointer.all_steps():
+      raise WorkdirError(f"workdir {str(path)!r} has no checkpoint yet")
+    abstract = abstract_state(method, config, spec, seeds, multi)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    # Readers never move files (quarantine=False): a trainer may own them.
+    step, state, _, _ = checkpointer.restore_newest(
+        checkpoint_lib.abstract_like(abstract, device), step, quarantine=False)
+  finally:
+    checkpointer.close()
+  return LoadedRun(method, state, config, spec, path, step, seeds)
+
+
+def abstract_state(method: Method, config: ml_collections.ConfigDict, spec: Any,
+                    seeds: list[int], multi: bool) -> Any:
+  """The shapes and dtypes of the state `method.init` builds (nothing computed)."""
+  init = jax.vmap(method.init) if multi else method.init
+  example = spec.example_batch(config.data.batch_size)
+  if multi:
+    example = {k: np.stack([v] * len(seeds)) for k, v in example.items()}
+  return jax.eval_shape(init, init_keys(seeds, multi), example)
