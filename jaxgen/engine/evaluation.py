@@ -214,7 +214,9 @@ class Evaluation:
       mask = np.asarray(jax.device_get(device_batch["mask"]), np.float64)
       for name, per_example in values.items():
         per_example = np.asarray(per_example, np.float64)
-        totals[name] = totals.get(name, 0.0) + (per_example * mask).sum(-1)
+        # np.where, not a product: a padding row's value may be inf or NaN
+        # (it is not an example), and inf * 0 would poison the sum.
+        totals[name] = totals.get(name, 0.0) + np.where(mask > 0, per_example, 0.0).sum(-1)
       count += mask.sum()
       bar.update(min(batch_size, size - bar.n))
     bar.close()

@@ -186,3 +186,25 @@ def test_eval_json_holds_null_for_nan(tmp_path):
   assert "NaN" not in text and "Infinity" not in text
   saved = json.loads(text)
   assert saved["metrics"] == {"elbo": None, "kl": [1.0, None]}
+
+
+
+def test_padding_rows_never_reach_the_mean_even_when_not_finite(vae_run):
+  """A method may return inf or NaN for a padding row (it is not an example);
+  the mean over the split must be that of the real rows alone (359 test rows,
+  batches of 32: the last batch has 9 padding rows)."""
+
+  def evaluate(state, batch, keys):
+    del state, keys
+    real = batch["mask"] > 0
+    return {"one": jnp.where(real, 1.0, jnp.inf), "two": jnp.where(real, 2.0, jnp.nan)}
+
+  method = vae_run.method._replace(evaluate=evaluate, evaluators=())
+  runner = evaluation.Evaluation(
+      method, vae_run.spec, evaluation.evaluators_for(method, vae_run.spec, 0),
+      strategy=parallel.Strategy("jit", 1), seeds=vae_run.seeds, multi=False,
+      batch_size=32)
+  means, protocol = runner.run(vae_run.state, data_lib.from_config(vae_run.config.data),
+                               vae_run.step, config_dict={})
+  assert protocol["num_examples"] == 359
+  assert means["one"] == 1.0 and means["two"] == 2.0
