@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# jaxgen first: importing it sets its default XLA flags (jaxgen/_xla_flags.py),
+# which XLA reads only when the first backend starts (machine() below starts it).
+import jaxgen  # noqa: F401  pylint: disable=unused-import
 import jax
 import jax.numpy as jnp
 import numpy as np
