@@ -26,12 +26,10 @@ import numpy as np
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
-from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import evaluation, logs, loop, parallel
 from jaxgen.engine import runs as runs_lib
 from jaxgen.engine import workdir as workdir_lib
-from jaxgen.core.state import Method, TrainState
-from jaxgen.errors import ConfigError, WorkdirError, choices
+from jaxgen.errors import ConfigError, choices
 
 get_config = config_lib.get_config
 fit = loop.fit

@@ -1,6 +1,7 @@
 """A config file that registers `fragile`: its parameters turn NaN in the update
 of step `model.nan_at` while every metric stays finite (a NaN at a checkpoint
-step). For the fault-injection suite: `jaxgen train fragile --config THIS`."""
+step); `evaluate` returns NaN when `model.nan_eval`. For the fault-injection
+suite (`jaxgen train fragile --config THIS`) and tests/engine/test_reliability.py."""
 
 import jax
 import jax.numpy as jnp
@@ -14,13 +15,13 @@ from jaxgen.core.state import Method, TrainState
 
 def _default_config(data):
   del data
-  return ml_collections.ConfigDict({"model": {"nan_at": 5}})
+  return ml_collections.ConfigDict({"model": {"nan_at": 5, "nan_eval": False}})
 
 
 def _make(config, spec):
   del spec
   tx = optax.sgd(1.0)
-  nan_at = config.model.nan_at
+  nan_at, nan_eval = config.model.nan_at, config.model.nan_eval
 
   def init(key, batch):
     del batch
@@ -38,7 +39,8 @@ def _make(config, spec):
 
   def evaluate(state, batch, keys):
     del keys
-    return {"value": jnp.sum(batch["x"], -1) * 0 + state.params["w"][0]}
+    value = jnp.sum(batch["x"], -1) * 0 + state.params["w"][0]
+    return {"value": value * jnp.nan if nan_eval else value}
 
   return Method("fragile", init, train_step, sample, evaluate=evaluate)
 

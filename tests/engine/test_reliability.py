@@ -3,18 +3,15 @@
 import json
 
 import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import optax
 import pytest
 
 import jaxgen
 from jaxgen import registry
-from jaxgen.core.state import Method, TrainState
 from jaxgen.engine.checkpoint import Checkpointer
 from jaxgen.errors import ConfigError, NonFiniteError, WorkdirError
 
+from tests.engine import fragile_config as fragile
 from tests.helpers import assert_trees_equal, params_of, tiny_vae
 
 
@@ -22,41 +19,8 @@ from tests.helpers import assert_trees_equal, params_of, tiny_vae
 def fragile_method():
   """Parameters turn NaN *in* the update of step `model.nan_at`, while every
   metric (computed before the update) stays finite; `evaluate` returns NaN
-  when `model.nan_eval`."""
-
-  def default_config(data):
-    del data
-    return ml_collections.ConfigDict({"model": {"nan_at": 5, "nan_eval": False}})
-
-  def make(config, spec):
-    del spec
-    tx = optax.sgd(1.0)
-    nan_at, nan_eval = config.model.nan_at, config.model.nan_eval
-
-    def init(key, batch):
-      del batch
-      params = {"w": jax.random.normal(key, (2,))}
-      return TrainState.create(key=key, params=params, opt_state={"w": tx.init(params)})
-
-    def train_step(state, batch):
-      step = state.step + 1
-      w = jnp.where(step >= nan_at, jnp.nan, state.params["w"] + 0.01)
-      loss = jnp.mean(batch["x"]) * 0 + 1.0
-      return state.replace(step=step, params={"w": w}), {"loss": loss}
-
-    def sample(state, key, num):
-      return jax.random.normal(key, (num, 2)) + state.params["w"][0] * 0
-
-    def evaluate(state, batch, keys):
-      del keys
-      value = jnp.sum(batch["x"], -1) * 0 + state.params["w"][0]
-      return {"value": value * jnp.nan if nan_eval else value}
-
-    return Method("fragile", init, train_step, sample, evaluate=evaluate)
-
-  registry.register("fragile", family="test", description="test only",
-                    default_config=default_config, make=make,
-                    default_data="toy2d:ring8")
+  when `model.nan_eval` (tests/engine/fragile_config.py)."""
+  fragile.register()
   yield
   registry.unregister("fragile")
 
