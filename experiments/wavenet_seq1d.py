@@ -62,7 +62,7 @@ def get_config(dataset: str, quick: bool, steps: int, seed: int = 0
                   "model.stacks=1", "data.length=32", "data.num_examples=64",
                   "data.max_examples=64", "data.batch_size=8"]
   else:
-    overrides += ["optim.schedule=cosine", "optim.warmup_steps=100"]
+    overrides += ["optim.schedule=cosine", "optim.warmup_steps=50", "optim.learning_rate=0.003"]
   config_lib.apply_overrides(config, overrides + [
       f"train.steps={steps}", f"train.seed={seed}", "train.eval_every=0",
       f"train.sample_every={steps}", f"train.checkpoint_every={steps}",
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="tiny smoke-test run")
   parser.add_argument("--out", default="runs/wavenet_seq1d")
-  parser.add_argument("--steps", type=int, default=1500)
+  parser.add_argument("--steps", type=int, default=400)
   parser.add_argument("--datasets", default="sines,mixture")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--figures", action="store_true",

@@ -219,9 +219,10 @@ def sample(model: Model, state: TrainState, key: jax.Array, num: int, labels: An
   length = model.shape[0] if length is None else int(length)
   if length < 1:
     raise ConfigError(f"length must be at least 1, got {length}")
+  labels = _labels(model, num, labels)
   keys = rng.index_keys(key, jnp.arange(num))
-  levels = generate(model, state.params["network"], keys, _labels(model, num, labels),
-                    length, cached=model.settings.generation == "cached")
+  levels = generate(model, state.params["network"], keys, labels, length,
+                    cached=model.settings.generation == "cached")
   return model.codec.from_level_index(levels)
 
 

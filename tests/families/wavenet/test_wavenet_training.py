@@ -32,22 +32,34 @@ def tiny(steps=4, overrides=(), data="seq1d:sines", **train):
 
 @pytest.fixture(scope="module")
 def run():
-  """A class-conditional WaveNet on the labelled mixture: 60 steps, evaluated on 64 test signals."""
+  """A class-conditional WaveNet on the labelled mixture: 60 steps (less than an epoch of
+  the 256 training signals), evaluated on 256 test signals."""
   return jaxgen.fit(tiny(60, ["model.conditional=True", "optim.learning_rate=0.01",
+                              "data.num_examples=256", "data.max_examples=256",
                               "train.log_every=10", "train.eval_every=0"],
                          data="seq1d:mixture"))
 
 
+def histogram_bits(run):
+  """Test cross-entropy of the training levels' histogram: the best memoryless model."""
+  dataset = data_lib.from_config(run.config.data)
+  train, test = (np.rint((data_lib.eval_arrays(dataset, split)[0] + 1) * 127.5).astype(int)
+                 for split in ("train", "test"))
+  counts = np.bincount(train.reshape(-1), minlength=256) + 1.0
+  return -np.mean(np.log2(counts[test.reshape(-1)] / counts.sum()))
+
+
 def test_training_lowers_the_exact_nll(run):
   train = [r for r in run.history if r["split"] == "train"]
-  assert train[-1]["loss"] < train[0]["loss"] - 32, [r["loss"] for r in train]
+  assert train[-1]["loss"] < train[0]["loss"] - 8, [r["loss"] for r in train]
   evaluation = run.metrics["eval"]
-  # Uniform over 256 levels is 8 bits per sample; a trained model does better.
-  assert 0 < evaluation["nll_bits_per_sample"] < 7.0
+  # Uniform over 256 levels is 8 bits per sample; the histogram of the levels
+  # about 7.5 here. After 60 steps the model beats both on unseen signals.
+  assert 0 < evaluation["nll_bits_per_sample"] < min(7.5, histogram_bits(run))
   assert evaluation["nll_nats"] == pytest.approx(
       evaluation["nll_bits_per_sample"] * 32 * np.log(2), rel=1e-5)
   protocol = [r for r in run.history if r["split"] == "test"][-1]["protocol"]
-  assert protocol["num_examples"] == 64 and protocol["receptive_field"] == 9
+  assert protocol["num_examples"] == 256 and protocol["receptive_field"] == 9
   assert protocol["distribution"] == "softmax over 256 levels per sample"
   samples = jax.jit(lambda s, k: run.method.sample(s, k, 3, labels=[0, 1, 2]))(
       run.state, jax.random.PRNGKey(0))
