@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default=os.path.join(
       os.path.dirname(__file__), "results", "wavenet_generation.json"))
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--batch", type=int, default=8, help="signals drawn at once")
-  parser.add_argument("--length", type=int, default=512, help="samples per signal")
+  parser.add_argument("--repeats", type=int, default=2)
+  parser.add_argument("--batch", type=int, default=4, help="signals drawn at once")
+  parser.add_argument("--length", type=int, default=256, help="samples per signal")
   parser.add_argument("--depths", default="2,4,6,8",
                       help="dilation depths (1..2^depth per stack), comma-separated")
   parser.add_argument("--stacks", type=int, default=2)
