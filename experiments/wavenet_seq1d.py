@@ -4,6 +4,9 @@ signals, class-conditional samples, .wav files, and both generation loops timed.
   python experiments/wavenet_seq1d.py [--quick] [--out runs/wavenet_seq1d] [--steps N]
                                       [--datasets sines,mixture] [--figures]
 
+Result (docs/wavenet.md; 400 steps, seed 0): test NLL 3.912 bits/sample on
+seq1d:sines, 4.314 on seq1d:mixture (conditional); 8 is uniform.
+
 Data: `seq1d:sines` (sums of three sinusoids, periods 8..64 samples, + noise)
 and `seq1d:mixture` (sines / AR(2) / AM tones, label = the kind), 256 samples
 per signal, 2,000 training and 1,000 test signals generated with
@@ -11,7 +14,8 @@ generate_seed 0, μ-law companded to 256 levels. The model on the mixture is
 class-conditional (global conditioning on the kind).
 
 For each dataset it trains the `wavenet` method (the default architecture:
-receptive field 256 samples, 14 gated layers), then writes to OUT/<dataset>/:
+receptive field 256 samples, 14 gated layers; Adam 3e-3, 50 warm-up steps,
+cosine decay, batch 16, 400 steps by default), then writes to OUT/<dataset>/:
   signals.png   test signals (left) beside generated ones (right), as waveforms
   wav/          generated signals of 4,000 samples (0.5 s at the nominal 8 kHz)
   run/          the run directory (checkpoints, metrics.jsonl, eval.json)
