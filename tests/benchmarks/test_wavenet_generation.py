@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from benchmarks import wavenet_generation
 
 
+@pytest.mark.slow
 def test_quick_run_writes_both_loops_against_the_receptive_field(tmp_path):
   report = wavenet_generation.main(["--quick", "--out", str(tmp_path / "out.json")])
   saved = json.loads((tmp_path / "out.json").read_text())

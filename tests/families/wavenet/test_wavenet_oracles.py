@@ -68,6 +68,7 @@ def test_logits_see_exactly_the_receptive_field(kernel, dilations, num_classes):
   assert net.receptive_field == field
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditional", [True])  # (the unconditional network is a part)
 def test_probabilities_of_all_signals_sum_to_one(conditional):
   spec = tiny_spec(length=2, num_classes=3 if conditional else None)
