@@ -5,7 +5,7 @@
                [--workdir DIR] [--seed N | --seeds 0-7] [--steps N]
                [--resume | --overwrite]
   jaxgen train --workdir DIR --resume [--steps N]   (the run's own settings)
-  jaxgen sample --workdir DIR [--num 64] [--seed N] [--step N] [--set key=value ...]
+  jaxgen sample --workdir DIR [--num 64] [--seed N] [--step N] [--length T] [--set key=value ...]
                 [--labels 0,1,2 | --class C] [--guidance W] [--out FILE.png|FILE.npz]
   jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
               [--out FILE.json]
@@ -94,9 +94,13 @@ def _parser() -> argparse.ArgumentParser:
   sample.add_argument("--guidance", type=float, default=None, metavar="W",
                       help="guided diffusion: the guidance weight (classifier-free) "
                            "or scale (classifier); default: model.guidance_scale")
+  sample.add_argument("--length", type=int, default=None, metavar="T",
+                      help="signals (wavenet): samples per generated signal "
+                           "(default: the data's length)")
   sample.add_argument("--out", default=None,
                       help="FILE.png (grid) or FILE.npz (arrays); default: "
-                           "WORKDIR/samples_seedN.png")
+                           "WORKDIR/samples_seedN.png. Signals with a sample rate are "
+                           "also written as FILE_wav/sample_000.wav, ...")
 
   evaluate = sub.add_parser(
       "eval", help="evaluate a trained run on its test split",
@@ -215,6 +219,8 @@ def _labels(args: argparse.Namespace) -> dict[str, Any]:
     conditioning["labels"] = args.class_
   if args.guidance is not None:
     conditioning["guidance"] = args.guidance
+  if getattr(args, "length", None) is not None:
+    conditioning["length"] = args.length
   return conditioning
 
 
@@ -237,6 +243,9 @@ def _sample(args: argparse.Namespace) -> int:
   else:
     viz.write_samples(out, samples, run.spec, title=f"{run.config.method} step {run.step}")
   print(f"wrote {out} ({args.num} samples, step {run.step}, seed {args.seed})")
+  if getattr(run.spec, "is_sequence", False) and run.spec.sample_rate:
+    wavs = viz.write_wavs(out.with_name(out.stem + "_wav"), samples, run.spec)
+    print(f"wrote {len(wavs)} .wav files ({run.spec.sample_rate:g} Hz) in {wavs[0].parent}")
   return 0
 
 

@@ -131,12 +131,20 @@ def load_idx(path: str, options: DataOptions) -> RawData:
   return _raw_from_arrays(f"idx:{path}", train, test)
 
 
-def _raw_from_arrays(source: str, train: ArraySplit, test: ArraySplit) -> RawData:
-  """RawData for in-memory arrays: integer data as uint8 levels, floats as-is."""
+def _raw_from_arrays(source: str, train: ArraySplit, test: ArraySplit,
+                     sample_rate: float | None = None) -> RawData:
+  """RawData for in-memory arrays: integer data as uint8 levels, floats as-is.
+
+  With a `sample_rate` (0 for signals without one) the arrays are signals
+  [N, T, C]; otherwise images [N, H, W, C] or vectors [N, D].
+  """
   if train.x.shape[1:] != test.x.shape[1:]:
     raise DataError(f"{source}: train examples have shape {train.x.shape[1:]} but "
                     f"test examples {test.x.shape[1:]}")
-  if train.x.ndim not in (2, 4):
+  if sample_rate is not None and train.x.ndim != 3:
+    raise DataError(f"{source}: signals (the file has a sample_rate) must be [N, T] or "
+                    f"[N, T, C], got shape {train.x.shape}")
+  if sample_rate is None and train.x.ndim not in (2, 4):
     raise DataError(f"{source}: expected images [N, H, W(, C)] or vectors [N, D], "
                     f"got shape {train.x.shape}")
   levels = None
@@ -156,7 +164,8 @@ def _raw_from_arrays(source: str, train: ArraySplit, test: ArraySplit) -> RawDat
     for split, arrays in (("train", train), ("test", test)):
       _check_finite(source, split, arrays.x)  # values beyond float32's range
   return RawData(train=train, test=test, is_image=train.x.ndim == 4,
-                 levels=levels, num_classes=num_classes_of(train.labels, test.labels))
+                 levels=levels, num_classes=num_classes_of(train.labels, test.labels),
+                 is_sequence=sample_rate is not None, sample_rate=sample_rate or None)
 
 
 def _check_finite(source: str, split: str, x: np.ndarray) -> None:
@@ -178,6 +187,14 @@ def load_npz(path: str, options: DataOptions) -> RawData:
   except (OSError, ValueError) as e:
     raise DataError(f"{source}: cannot read {file}: {e}") from e
 
+  sample_rate = None
+  if "sample_rate" in arrays:  # signals; 0 = no known rate
+    rate = arrays.pop("sample_rate")
+    if rate.size != 1 or not np.isfinite(rate).all() or float(rate.reshape(-1)[0]) < 0:
+      raise DataError(f"{source}: sample_rate must be one number >= 0 (0: unknown), "
+                      f"got {rate.tolist()!r:.80}")
+    sample_rate = float(rate.reshape(-1)[0])
+
   def labels_of(*keys: str) -> np.ndarray | None:
     for key in keys:
       if key in arrays:
@@ -188,7 +205,7 @@ def load_npz(path: str, options: DataOptions) -> RawData:
     splits = []
     for split in ("train", "test"):
       x, labels = arrays[f"x_{split}"], labels_of(f"y_{split}", f"labels_{split}")
-      splits.append(_array_split(source, x, labels))
+      splits.append(_array_split(source, x, labels, signals=sample_rate is not None))
     train, test = splits
     if train.has_labels != test.has_labels:
       raise DataError(f"{source}: labels for only one of the train and test splits")
@@ -197,14 +214,16 @@ def load_npz(path: str, options: DataOptions) -> RawData:
     if key is None:
       raise DataError(f"{source}: found arrays {sorted(arrays)}; expected 'x' or "
                       "'images' (optional 'y'/'labels'), or 'x_train' and 'x_test'")
-    whole = _array_split(source, arrays[key], labels_of("y", "labels"))
+    whole = _array_split(source, arrays[key], labels_of("y", "labels"),
+                         signals=sample_rate is not None)
     train, test = split_arrays(whole.x, whole.labels, options.test_fraction)
-  return _raw_from_arrays(source, train, test)
+  return _raw_from_arrays(source, train, test, sample_rate)
 
 
-def _array_split(source: str, x: np.ndarray, labels: np.ndarray | None) -> ArraySplit:
-  """An ArraySplit with grey images given a channel axis and label counts checked."""
-  if x.ndim == 3:
+def _array_split(source: str, x: np.ndarray, labels: np.ndarray | None,
+                 signals: bool = False) -> ArraySplit:
+  """An ArraySplit with grey images (or mono signals) given a channel axis, label counts checked."""
+  if x.ndim == (2 if signals else 3):
     x = x[..., None]
   if labels is not None and len(labels) != len(x):
     raise DataError(f"{source}: {len(x)} examples but {len(labels)} labels")

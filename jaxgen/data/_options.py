@@ -13,6 +13,7 @@ from jaxgen.errors import ConfigError, choices
 SCALES = ("auto", "unit", "symmetric", "none")
 BINARIZE = ("none", "static", "dynamic", "threshold")
 CHANNELS = (0, 1, 3)
+COMPANDING = ("none", "mu_law")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,14 +34,17 @@ class DataOptions:
   dequantize: bool = False  # uniform dequantization (x + u) / levels, for discrete data
   labels: bool = True  # include "label" in batches when the dataset has labels
   flatten: bool = False  # feed images as vectors (D,)
+  length: int = 0  # samples per generated seq1d signal; 0 = the source's default (256)
+  companding: str = "none"  # signals: 'mu_law' = μ-law companded and quantised to 256 levels
+  crop: int = 0  # signals: random windows of `crop` samples (fixed ones in evaluation); 0 = whole
 
   def __post_init__(self):
     _check_type("name", self.name, str)
     _check_type("data_dir", self.data_dir, str)
-    for key in ("scale", "binarize"):
+    for key in ("scale", "binarize", "companding"):
       _check_type(key, getattr(self, key), str)
     for key in ("batch_size", "generate_seed", "num_examples", "image_size",
-                "channels", "max_examples"):
+                "channels", "max_examples", "length", "crop"):
       _check_type(key, getattr(self, key), int)
     for key in ("dequantize", "labels", "flatten"):
       _check_type(key, getattr(self, key), bool)
@@ -52,6 +56,9 @@ class DataOptions:
     if self.binarize not in BINARIZE:
       raise ConfigError(f"data.binarize={self.binarize!r} is not valid; "
                         f"choose {choices(BINARIZE)}")
+    if self.companding not in COMPANDING:
+      raise ConfigError(f"data.companding={self.companding!r} is not valid; "
+                        f"choose {choices(COMPANDING)}")
     if self.channels not in CHANNELS:
       raise ConfigError(f"data.channels={self.channels} is not valid; "
                         f"choose {choices(CHANNELS)}")
@@ -61,7 +68,7 @@ class DataOptions:
     for key in ("batch_size", "num_examples"):
       if getattr(self, key) < 1:
         raise ConfigError(f"data.{key}={getattr(self, key)} must be at least 1")
-    for key in ("image_size", "max_examples"):
+    for key in ("image_size", "max_examples", "length", "crop"):
       if getattr(self, key) < 0:
         raise ConfigError(
             f"data.{key}={getattr(self, key)} must be 0 (off) or positive")
@@ -69,6 +76,10 @@ class DataOptions:
       raise ConfigError(
           f"data.binarize={self.binarize!r} and data.dequantize=True exclude "
           "each other; choose one")
+    if self.companding != "none" and (self.binarize != "none" or self.dequantize):
+      raise ConfigError(
+          f"data.companding={self.companding!r} quantises signals to levels; it "
+          "excludes data.binarize and data.dequantize")
     if self.binarize != "none" and self.scale == "symmetric":
       raise ConfigError(
           f"data.binarize={self.binarize!r} needs values in [0, 1], but "

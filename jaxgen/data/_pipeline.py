@@ -21,11 +21,11 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxgen.data import _transforms
+from jaxgen.data import _transforms, codec
 from jaxgen.data._options import DataOptions, make_options
 from jaxgen.data._registry import load_raw
 from jaxgen.data._spec import DataSpec
-from jaxgen.data._splits import ArraySplit, Split
+from jaxgen.data._splits import ArraySplit, RawData, Split
 from jaxgen.data._transforms import Transform
 from jaxgen.errors import ConfigError, DataError, choices
 
@@ -80,19 +80,22 @@ def _build(options: DataOptions) -> Dataset:
   if len(train) == 0:
     raise DataError(f"{options.name} has no training examples")
 
-  if options.dequantize and raw.levels is None:
+  levels = _check_signal_options(options, raw, train)
+  if options.dequantize and levels is None:
     raise ConfigError(f"data.dequantize=True needs discrete data; {options.name} "
                       "is continuous")
   scale = options.scale
   if scale == "auto":
     scale = "unit" if options.binarize != "none" or (
         raw.is_image and raw.levels is not None) else "none"
+    if options.companding != "none":
+      scale = "symmetric"  # the companded signal itself, on its 256-level grid
   data_range = (0.0, 1.0)
-  if raw.levels is None:
+  if levels is None:
     data_range = _min_max(train)
-  transform = Transform(scale=scale, levels=raw.levels, data_range=data_range,
+  transform = Transform(scale=scale, levels=levels, data_range=data_range,
                         binarize="none", dequantize=options.dequantize,
-                        flatten=options.flatten)
+                        flatten=options.flatten, companding=options.companding)
   if options.binarize != "none":
     low, high = transform.value_range
     if low < 0.0 or high > 1.0:
@@ -103,6 +106,14 @@ def _build(options: DataOptions) -> Dataset:
     transform = dataclasses.replace(transform, binarize=options.binarize)
 
   shape = tuple(int(d) for d in train.shape)
+  if options.crop:
+    if not raw.is_sequence or options.flatten:
+      raise ConfigError(f"data.crop={options.crop} cuts windows out of signals; "
+                        f"{options.name} holds " + ("images" if raw.is_image else "vectors"))
+    if options.crop > shape[0]:
+      raise ConfigError(f"data.crop={options.crop} is longer than the {shape[0]} samples "
+                        f"of the signals of {options.name}")
+    shape = (options.crop,) + shape[1:]
   spec = DataSpec(
       name=options.name,
       shape=(int(np.prod(shape)),) if options.flatten else shape,
@@ -115,11 +126,36 @@ def _build(options: DataOptions) -> Dataset:
       binary=options.binarize != "none",
       modes=_read_only(raw.modes),
       mode_std=raw.mode_std,
-      levels=raw.levels,
+      levels=levels,
       image_shape=shape if raw.is_image else None,
+      is_sequence=raw.is_sequence and not options.flatten,
+      companding=options.companding,
+      sample_rate=raw.sample_rate,
   )
   return Dataset(spec=spec, train=train, test=test, transform=transform,
                  options=options)
+
+
+def _check_signal_options(options: DataOptions, raw: RawData, train: Split) -> int | None:
+  """The data's levels after companding; one-line errors for signal options on other data."""
+  if options.length and not options.name.startswith("seq1d:"):
+    raise ConfigError(f"data.length={options.length} sets the length of generated "
+                      f"seq1d signals; {options.name} is not one")
+  if options.companding == "none":
+    return raw.levels
+  if not raw.is_sequence:
+    raise ConfigError(f"data.companding={options.companding!r} needs signals (seq1d:*, "
+                      f"or an npz file with a sample_rate); {options.name} holds "
+                      + ("images" if raw.is_image else "vectors"))
+  if raw.levels is not None:
+    raise ConfigError(f"data.companding={options.companding!r} needs float signals in "
+                      f"[-1, 1]; {options.name} is already quantised to {raw.levels} levels")
+  low, high = _min_max(train)
+  if low < -1.0 or high > 1.0:
+    raise ConfigError(f"data.companding={options.companding!r} needs signals in [-1, 1]; "
+                      f"the training signals of {options.name} span [{low:g}, {high:g}] "
+                      "(scale them first)")
+  return codec.MU_LAW_LEVELS
 
 
 def _read_only(array: np.ndarray | None) -> np.ndarray | None:
@@ -200,7 +236,8 @@ def train_pipeline(dataset: Dataset, batch_size: int, seed: int = 0,
                     f"training examples of {dataset.spec.name}")
   split, transform = dataset.train, dataset.transform
   with_labels = dataset.options.labels and split.has_labels
-  raw_shape = tuple(split.shape)
+  crop, length = dataset.options.crop, split.shape[0]
+  raw_shape = (crop,) + tuple(split.shape[1:]) if crop else tuple(split.shape)
   static_seed = _transforms.noise_seed(
       dataset.options.generate_seed, _transforms.STATIC_BINARIZE, "train")
 
@@ -221,7 +258,12 @@ def train_pipeline(dataset: Dataset, batch_size: int, seed: int = 0,
   def fresh_noise(batch: dict[str, np.ndarray], rng: np.random.Generator):
     # Drawn for the whole global batch and sliced, so that the processes'
     # slices concatenate to exactly the single-process batch.
-    noise = rng.random((batch_size,) + raw_shape, dtype=np.float32)[rows]
+    noise = None
+    if transform.noise == "per_draw":
+      noise = rng.random((batch_size,) + raw_shape, dtype=np.float32)[rows]
+    if crop:  # drawn after the noise, so runs without crops keep their stream
+      offsets = rng.integers(0, length - crop + 1, batch_size)[rows]
+      batch = {**batch, "x": _transforms.crop_windows(batch["x"], offsets, crop)}
     return finish(batch, noise)
 
   def fixed_noise(batch: dict[str, np.ndarray]):
@@ -229,7 +271,9 @@ def train_pipeline(dataset: Dataset, batch_size: int, seed: int = 0,
 
   pipeline = grain.MapDataset.source(_EpochBatches(num_train, batch_size, seed))
   pipeline = pipeline.map(gather)
-  if transform.noise == "per_draw":
+  if crop and transform.noise == "per_example":
+    raise ConfigError("data.crop and data.binarize='static' cannot be combined")
+  if transform.noise == "per_draw" or crop:
     return pipeline.random_map(fresh_noise, seed=seed)
   if transform.noise == "per_example":
     return pipeline.map(fixed_noise)
@@ -299,8 +343,10 @@ def eval_batches(dataset: Dataset, split: str = "test", batch_size: int = 128,
   purpose = (_transforms.STATIC_BINARIZE if transform.noise == "per_example"
              else _transforms.EVAL_NOISE)
   seed = _transforms.noise_seed(options.generate_seed, purpose, split)
+  crop_seed = _transforms.noise_seed(options.generate_seed, _transforms.EVAL_CROP, split)
   # Checked above, before the first batch is asked for.
-  return _eval_iterator(data, transform, batch_size, rows, with_labels, seed)
+  return _eval_iterator(data, transform, batch_size, rows, with_labels, seed,
+                        options.crop, crop_seed)
 
 
 def eval_arrays(dataset: Dataset, split: str = "test",
@@ -320,17 +366,21 @@ def eval_arrays(dataset: Dataset, split: str = "test",
 
 
 def _eval_iterator(data: Split, transform: Transform, batch_size: int, rows: slice,
-                   with_labels: bool, seed: int) -> Iterator[dict[str, np.ndarray]]:
-  """The batches of eval_batches."""
+                   with_labels: bool, seed: int, crop: int = 0,
+                   crop_seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """The batches of eval_batches; with `crop`, each signal's fixed window (from its id)."""
   count = len(data)
   for start in range(0, count, batch_size):
     ids = np.arange(start, start + batch_size)[rows]
     mask = ids < count
     ids = np.where(mask, ids, ids % count)  # padding repeats real examples
     x, labels = data.gather(ids)
+    if crop:
+      offsets = _transforms.eval_offsets(crop_seed, ids, data.shape[0], crop)
+      x = _transforms.crop_windows(x, offsets, crop)
     noise = None
     if transform.noise is not None:
-      noise = _transforms.hash_uniform(seed, ids, tuple(data.shape))
+      noise = _transforms.hash_uniform(seed, ids, tuple(x.shape[1:]))
     batch = {"x": transform(x, noise), "mask": mask.astype(np.float32)}
     if with_labels:
       batch["label"] = labels

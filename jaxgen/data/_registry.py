@@ -7,7 +7,7 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-from jaxgen.data import _files, _tfds, _toy2d
+from jaxgen.data import _files, _seq1d, _tfds, _toy2d
 from jaxgen.data._options import DataOptions
 from jaxgen.data._splits import RawData
 from jaxgen.errors import DataError, choices
@@ -24,12 +24,14 @@ _DESCRIPTIONS = {
     "digits": "scikit-learn digits: 1,797 8x8 grey images, 17 levels, 10 classes "
               "(embedded; fixed stratified 80/20 split)",
     **{f"toy2d:{kind}": text for kind, text in _toy2d.KINDS.items()},
+    **{f"seq1d:{kind}": text for kind, text in _seq1d.KINDS.items()},
     "tfds:<name>": "a tensorflow-datasets image dataset prepared as array_record "
                    "(e.g. tfds:mnist, tfds:cifar10, tfds:celeb_a) under data_dir",
     "idx:<path>": "MNIST-format IDX files (gzip or raw): a folder with "
                   "*images*idx3* (+ *labels*idx1*) files, or one images file",
     "npz:<file.npz>": "numpy arrays x|images (+ y|labels), or x_train/x_test "
-                      "(+ y_train/y_test); NHWC images or [N, D] vectors",
+                      "(+ y_train/y_test); NHWC images or [N, D] vectors; with a "
+                   "'sample_rate' entry, signals [N, T] or [N, T, C]",
     "images:<dir>": "a folder of PNG/JPEG images; subfolders are classes",
 }
 
@@ -47,6 +49,8 @@ def load_raw(options: DataOptions) -> RawData:
   prefix, _, argument = name.partition(":")
   if prefix == "toy2d" and argument in _toy2d.KINDS:
     return _toy2d.load(argument, options)
+  if prefix == "seq1d" and argument in _seq1d.KINDS:
+    return _seq1d.load(argument, options)
   if prefix in _PREFIXED and argument:
     return _PREFIXED[prefix][1](argument, options)
   if prefix in _PREFIXED:

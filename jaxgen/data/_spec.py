@@ -19,7 +19,7 @@ class DataSpec:
   """
 
   name: str
-  shape: tuple[int, ...]  # one example: images (H, W, C), vectors (D,)
+  shape: tuple[int, ...]  # one example: images (H, W, C), signals (T, C), vectors (D,)
   num_classes: int | None
   num_train: int
   num_test: int
@@ -33,6 +33,13 @@ class DataSpec:
   levels: int | None = None  # None for continuous data
   # (H, W, C) of the source images, also when flattened, so viz can reshape.
   image_shape: tuple[int, int, int] | None = None
+  # Signals: each x is (T, C), time first. `companding` names the transform
+  # between the signal and x ('mu_law': x is the companded, quantised value,
+  # see `jaxgen.data.codec.mu_law_expand`); `sample_rate` (Hz), when known,
+  # lets samples be written as .wav files.
+  is_sequence: bool = False
+  companding: str = "none"
+  sample_rate: float | None = None
 
   @property
   def dim(self) -> int:
@@ -53,6 +60,10 @@ class DataSpec:
       parts.append(f"{self.num_classes} classes")
     if self.modes is not None:
       parts.append(f"{len(self.modes)} modes, std {self.mode_std:g}")
+    if self.companding != "none":
+      parts.append(f"{self.companding} companded")
+    if self.sample_rate:
+      parts.append(f"{self.sample_rate:g} Hz")
     return ", ".join(parts)
 
   def to_json(self) -> dict[str, Any]:

@@ -82,6 +82,8 @@ class RawData:
   num_classes: int | None = None
   modes: np.ndarray | None = None
   mode_std: float | None = None
+  is_sequence: bool = False  # each example is a signal [T, C]
+  sample_rate: float | None = None  # samples per second of a signal, when known
 
 
 def fixed_split(count: int, test_fraction: float,

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from jaxgen.data import codec
 from jaxgen.errors import DataError
 
 # SplitMix64 constants (Steele, Lea & Flood 2014).
@@ -16,6 +17,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 # Purposes of per-example noise; each gets its own stream.
 STATIC_BINARIZE = 1
 EVAL_NOISE = 2
+EVAL_CROP = 3
 
 
 def noise_seed(generate_seed: int, purpose: int, split: str) -> int:
@@ -114,6 +116,9 @@ class Transform:
   binarize: str
   dequantize: bool
   flatten: bool
+  # 'mu_law': signals in [-1, 1] become their μ-law level k (0..255) first,
+  # then are scaled as discrete data with `levels` = 256.
+  companding: str = "none"
 
   @property
   def noise(self) -> str | None:
@@ -126,6 +131,8 @@ class Transform:
 
   def __call__(self, x: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
     """x: raw [B, *shape]; noise: uniform [0, 1) [B, *shape] when self.noise."""
+    if self.companding == "mu_law":
+      x = codec.mu_law_quantize(np.asarray(x), levels=self.levels)
     x = x.astype(np.float32)
     if self.dequantize:
       x = (x + noise) / np.float32(self.levels)  # Theis et al. 2016, uniform dequantization
@@ -157,3 +164,15 @@ class Transform:
     if self.levels is None:
       return tuple(float(v) for v in self.data_range)
     return (0.0, float(self.levels if self.dequantize else self.levels - 1))
+
+
+def crop_windows(x: np.ndarray, offsets: np.ndarray, length: int) -> np.ndarray:
+  """Windows x[i, offsets[i] : offsets[i] + length] of signals x [B, T, C] -> [B, length, C]."""
+  index = offsets[:, None] + np.arange(length)[None, :]
+  return np.take_along_axis(x, index[..., None], axis=1)
+
+
+def eval_offsets(seed: int, ids: np.ndarray, length: int, crop: int) -> np.ndarray:
+  """A fixed window start per example (from its id) in 0..length − crop, for evaluation."""
+  uniform = hash_uniform(seed, ids, (1,))[:, 0]
+  return np.minimum((uniform * (length - crop + 1)).astype(np.int64), length - crop)

@@ -17,6 +17,13 @@ units the data are reported in:
   x = codec.decode(samples)                          # back to the data range
   k = codec.level_index(batch["x"])                  # discrete data: int levels 0..L−1
 
+μ-law companding (ITU-T G.711; WaveNet, van den Oord et al. 2016, eq. 2) maps
+a signal in [-1, 1] to companded values in [-1, 1] and quantises them to 256
+levels, finer near zero where audio spends its time: `mu_law_quantize` /
+`mu_law_dequantize`, and the continuous `mu_law_compand` / `mu_law_expand`.
+They take numpy or jax arrays and return the same kind (the data pipeline
+uses numpy, samplers jax).
+
 Units of the reported number (`codec.units` says which):
 * discrete data (binary, or `levels` grey levels): −log₂ P(x)/D of the
   discrete values; model-space probabilities need no change of units.
@@ -38,10 +45,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import log_ndtr, ndtr
 
 from jaxgen.core import rng
 from jaxgen.errors import ConfigError
+
+MU_LAW_LEVELS = 256
 
 # A floor on bin probabilities, as in Ho et al.'s code (1e-12).
 MIN_PROB = 1e-12
@@ -214,3 +224,40 @@ def discretized_gaussian_log_prob(*, x: jax.Array, mean: jax.Array,
   log_prob = jnp.where(x < low + half_width, log_cdf_upper,
                        jnp.where(x > high - half_width, log_survival_lower, log_mass))
   return jnp.sum(log_prob.reshape(log_prob.shape[0], -1), axis=-1)
+
+
+def _namespace(x: Any):
+  """jax.numpy for jax arrays (and tracers), numpy otherwise."""
+  return jnp if isinstance(x, jax.Array) else np
+
+
+def mu_law_compand(x: Any, *, levels: int = MU_LAW_LEVELS) -> Any:
+  """F(x) = sign(x) ln(1 + μ|x|) / ln(1 + μ), μ = levels − 1, for x in [-1, 1] (clipped)."""
+  xp = _namespace(x)
+  mu = float(levels - 1)
+  x = xp.clip(x, -1.0, 1.0)
+  return (xp.sign(x) * xp.log1p(mu * xp.abs(x)) / math.log1p(mu)).astype(xp.float32)
+
+
+def mu_law_expand(y: Any, *, levels: int = MU_LAW_LEVELS) -> Any:
+  """F⁻¹(y) = sign(y) ((1 + μ)^|y| − 1) / μ: the inverse of `mu_law_compand`."""
+  xp = _namespace(y)
+  mu = float(levels - 1)
+  y = xp.clip(y, -1.0, 1.0)
+  return (xp.sign(y) * xp.expm1(xp.abs(y) * math.log1p(mu)) / mu).astype(xp.float32)
+
+
+def mu_law_quantize(x: Any, *, levels: int = MU_LAW_LEVELS) -> Any:
+  """The level k in 0..levels−1 of a signal x in [-1, 1]: F(x) rounded to the
+  grid −1 + 2k/(levels − 1) (int32). The companded round-trip error is at most
+  half a grid step, 1/(levels − 1)."""
+  xp = _namespace(x)
+  k = xp.rint((mu_law_compand(x, levels=levels) + 1.0) * (0.5 * (levels - 1)))
+  return xp.clip(k, 0, levels - 1).astype(xp.int32)
+
+
+def mu_law_dequantize(k: Any, *, levels: int = MU_LAW_LEVELS) -> Any:
+  """The signal value F⁻¹(−1 + 2k/(levels − 1)) of level k: the inverse of `mu_law_quantize`."""
+  xp = _namespace(k)
+  y = k.astype(xp.float32) * (2.0 / (levels - 1)) - 1.0
+  return mu_law_expand(y, levels=levels)

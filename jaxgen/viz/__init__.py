@@ -2,6 +2,7 @@
 
 from jaxgen.viz.grid import image_grid, save_image_grid, save_pairs, save_scatter
 from jaxgen.viz.samples import write_reconstructions, write_samples
+from jaxgen.viz.signals import save_signals, write_wav, write_wavs
 
-__all__ = ["image_grid", "save_image_grid", "save_pairs", "save_scatter",
-           "write_reconstructions", "write_samples"]
+__all__ = ["image_grid", "save_image_grid", "save_pairs", "save_scatter", "save_signals",
+           "write_reconstructions", "write_samples", "write_wav", "write_wavs"]

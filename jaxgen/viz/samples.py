@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxgen.viz import grid
+from jaxgen.viz import grid, signals
 
 
 def shows_images(spec: Any) -> bool:
@@ -18,12 +18,17 @@ def shows_images(spec: Any) -> bool:
 def write_samples(path: str | pathlib.Path, samples: np.ndarray, spec: Any,
                   reference: np.ndarray | None = None,
                   title: str = "") -> pathlib.Path:
-  """Writes samples as an image grid, or as a scatter plot for 2-D data.
+  """Writes samples as an image grid, signals as line plots, 2-D data as a scatter plot.
 
   `reference`: data points drawn under a 2-D scatter (e.g. test examples).
   """
   path = pathlib.Path(path)
   image_shape = getattr(spec, "image_shape", None)
+  if getattr(spec, "is_sequence", False):
+    return signals.save_signals(
+        path, signals.waveform(samples, spec),
+        None if reference is None else signals.waveform(reference, spec), title,
+        sample_rate=spec.sample_rate)
   if shows_images(spec):
     return grid.save_image_grid(path, grid.as_images(samples, image_shape),
                                 value_range=spec.value_range)
