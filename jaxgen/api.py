@@ -249,9 +249,9 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
 def _abstract_state(method: Method, config: ml_collections.ConfigDict, spec: Any,
                     seeds: list[int], multi: bool) -> Any:
   """The shapes and dtypes of the state `method.init` builds (nothing computed)."""
-  init = jax.vmap(method.init) if multi else method.init
+  init = loop.init_function(method, multi)
   example = spec.example_batch(config.data.batch_size)
-  if multi:
+  if multi and method.init_data != "split":   # a split is shared by the replicas
     example = {k: np.stack([v] * len(seeds)) for k, v in example.items()}
   return jax.eval_shape(init, loop.init_keys(seeds, multi), example)
 

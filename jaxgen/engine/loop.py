@@ -31,7 +31,7 @@ from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
 from jaxgen import viz
-from jaxgen.core.state import Method, TrainState
+from jaxgen.core.state import INIT_DATA, Method, TrainState
 from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import evaluation as evaluation_lib
 from jaxgen.engine import logs
@@ -82,6 +82,29 @@ def fixed_keys(seeds: list[int], salt: int, multi: bool) -> jax.Array:
   """A key per seed that does not change during the run (eval, sample grids)."""
   keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), salt) for s in seeds])
   return keys if multi else keys[0]
+
+
+def init_function(method: Method, multi: bool) -> Callable[[jax.Array, Any], TrainState]:
+  """`method.init`, over the seed axis when `multi`.
+
+  With `init_data="split"` every replica gets the same (unstacked) split.
+  """
+  if method.init_data not in INIT_DATA:
+    raise ValueError(f"method {method.name!r}: init_data={method.init_data!r} is "
+                     f"not one of {choices(INIT_DATA)}")
+  if not multi:
+    return method.init
+  return jax.vmap(method.init, in_axes=(0, None) if method.init_data == "split" else 0)
+
+
+def split_batch(dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
+  """The whole training split as one batch {"x", "label"?} (`init_data="split"`).
+
+  Fixed order and fixed transforms (`data.eval_arrays`), so every process,
+  device count and seed sees the same arrays.
+  """
+  x, labels = data_lib.eval_arrays(dataset, "train")
+  return {"x": x} if labels is None else {"x": x, "label": labels}
 
 
 def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -247,16 +270,23 @@ class Trainer:
 
   # ----------------------------------------------------------------- state
   def _init_fn(self) -> Callable[[jax.Array, Any], TrainState]:
-    return jax.vmap(self.method.init) if self.multi else self.method.init
+    return init_function(self.method, self.multi)
 
   def _restore_or_init(self, iterators: list[Any]) -> TrainState:
     keys = init_keys(self.seeds, self.multi)
-    # The first batch of each seed's stream, drawn from a separate iterator so
-    # the training stream is untouched: data-dependent initialisation sees the
-    # same data as the single-seed run with that seed.
-    example = self._next(self._iterators())
+    whole_split = self.method.init_data == "split"
     latest = self.checkpointer.latest_step() if (
         self.checkpointer and self.resume) else None
+    if whole_split and latest is None:
+      return self.strategy.init(self._init_fn(), keys, split_batch(self.dataset),
+                                replicated_batch=True)
+    # The first batch of each seed's stream, drawn from a separate iterator so
+    # the training stream is untouched: data-dependent initialisation sees the
+    # same data as the single-seed run with that seed. (A whole-split init
+    # restores from shapes alone: a state's shapes never depend on its rows.)
+    example = self._next(self._iterators())
+    if whole_split:
+      example = jax.tree.map(lambda v: v[0], example) if self.multi else example
     if latest is None:
       return self.strategy.init(self._init_fn(), keys, example)
     abstract = jax.eval_shape(self._init_fn(), keys, example)
