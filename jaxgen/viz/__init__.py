@@ -1,7 +1,7 @@
 """Image grids and plots, and the pictures a run writes."""
 
 from jaxgen.viz.grid import image_grid, save_image_grid, save_pairs, save_scatter
-from jaxgen.viz.samples import write_reconstructions, write_samples
+from jaxgen.viz.samples import write_completions, write_reconstructions, write_samples
 
 __all__ = ["image_grid", "save_image_grid", "save_pairs", "save_scatter",
-           "write_reconstructions", "write_samples"]
+           "write_completions", "write_reconstructions", "write_samples"]
