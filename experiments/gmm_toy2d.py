@@ -109,6 +109,14 @@ def plot_ellipses(path: pathlib.Path, data: str, x: np.ndarray, params: list[dic
   plt.close(fig)
 
 
+def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
+  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  with Image.open(path) as image:
+    small = image.convert("RGB").quantize(colors=colours)
+  small.save(path, optimize=True)
+
+
 def bic_curve(data: str, ks: tuple[int, ...], examples: int, steps: int,
               restarts: int) -> list[dict]:
   rows = []
@@ -168,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.figures:
       FIGURES.mkdir(parents=True, exist_ok=True)
       plot_ellipses(FIGURES / f"gmm_ellipses_{name}.png", data, x, params, snapshots, dpi=55)
+      shrink_png(FIGURES / f"gmm_ellipses_{name}.png")
     curves[data] = bic_curve(data, (QUICK_BIC_K if args.quick else BIC_K)[data],
                              examples, steps, restarts)
     report["datasets"][data] = {
@@ -177,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
   plot_bic(out / "bic.png", curves)
   if args.figures:
     plot_bic(FIGURES / "gmm_bic.png", curves, dpi=70)
+    shrink_png(FIGURES / "gmm_bic.png")
   report["seconds"] = time.perf_counter() - started
   (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
   lines = [f"{examples} training points; BIC = minimum over {restarts} restarts of "
