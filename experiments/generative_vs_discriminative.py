@@ -1,6 +1,6 @@
 """Generative against discriminative classifiers: Ng & Jordan (2002)'s learning curves.
 
-Run:  python experiments/generative_vs_discriminative.py [--quick] [--out runs/gen_vs_disc]
+Run:  python experiments/generative_vs_discriminative.py [--quick] [--out runs/gen_vs_disc] [--figures]
 
 For each dataset and each training-set size m, Gaussian naive Bayes (the
 generative classifier) and multinomial logistic regression (its discriminative
@@ -28,7 +28,9 @@ Protocol:
   The crossing point is where the mean error of logistic regression first falls
   below naive Bayes' (interpolated linearly in log m); "none" when it never does.
 
-Writes results.json, results.md and learning_curves.png to --out.
+Writes results.json, results.md and learning_curves.png to --out; with
+--figures also a small copy, docs/figures/gen_vs_disc_curves.png (shown in
+docs/classical.md).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ SIZES = {
     "breast_cancer": (6, 10, 20, 40, 80, 160, 320),
     "wine": (6, 10, 20, 40, 80, 120),
 }
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 QUICK_SIZES = {"digits": (20, 200), "breast_cancer": (10, 100), "wine": (10, 60)}
 LR_STEPS, LR_LEARNING_RATE = 1000, 0.05
 
@@ -146,7 +149,7 @@ def run_dataset(name: str, data: str, sizes: tuple[int, ...], args) -> dict:
               sizes, [r["naive_bayes_smoothed"]["mean"] for r in rows], lr)}
 
 
-def plot(report: dict, path: pathlib.Path) -> None:
+def plot(report: dict, path: pathlib.Path, dpi: int = 120) -> None:
   datasets = report["datasets"]
   fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6))
   for ax, result in zip(np.atleast_1d(axes), datasets):
@@ -165,8 +168,16 @@ def plot(report: dict, path: pathlib.Path) -> None:
     ax.set_title(f"{result['dataset']} (D={result['dim']}, {result['num_classes']} classes)")
   np.atleast_1d(axes)[0].legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.savefig(path, dpi=dpi)
   plt.close(fig)
+
+
+def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
+  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  with Image.open(path) as image:
+    small = image.convert("RGB").quantize(colors=colours)
+  small.save(path, optimize=True)
 
 
 def markdown(report: dict) -> str:
@@ -194,6 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--out", default="runs/gen_vs_disc")
   parser.add_argument("--seeds", type=int, default=10)
   parser.add_argument("--lr-steps", type=int, default=LR_STEPS)
+  parser.add_argument("--figures", action="store_true",
+                      help="also write docs/figures/gen_vs_disc_curves.png")
   args = parser.parse_args(argv)
   if args.quick:
     args.seeds, args.lr_steps = 2, 50
@@ -210,6 +223,10 @@ def main(argv: list[str] | None = None) -> dict:
   (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
   (out / "results.md").write_text(markdown(report))
   plot(report, out / "learning_curves.png")
+  if args.figures:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    plot(report, FIGURES / "gen_vs_disc_curves.png", dpi=70)
+    shrink_png(FIGURES / "gen_vs_disc_curves.png")
   for result in datasets:
     print(f"{result['dataset']}: logistic regression overtakes naive Bayes at m = "
           f"{result['crossing_m']} (smoothed: {result['crossing_m_smoothed']})")

@@ -1,6 +1,6 @@
 """Gaussian mixtures by EM on 2-D toy data: ellipses over iterations, and BIC against K.
 
-Run:  python experiments/gmm_toy2d.py [--quick] [--out runs/gmm_toy2d]
+Run:  python experiments/gmm_toy2d.py [--quick] [--out runs/gmm_toy2d] [--figures]
 
 Protocol:
 * Data: `toy2d:grid25` (25 Gaussians, σ = 0.05) and `toy2d:moons`, 10,000
@@ -17,7 +17,9 @@ Protocol:
   BIC = −2 Σ log p(x_i) + p log N on the training set, the minimum over the
   restarts (as sklearn's n_init), with p counted as sklearn does.
 
-Writes ellipses_<data>.png, bic.png, results.json and results.md to --out.
+Writes ellipses_<data>.png, bic.png, results.json and results.md to --out;
+with --figures also small copies in docs/figures/ (gmm_ellipses_grid25.png,
+gmm_ellipses_moons.png, gmm_bic.png), the ones docs/classical.md shows.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.families import gmm  # noqa: E402
 
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 DATASETS = {"toy2d:grid25": 25, "toy2d:moons": 8}   # data: K of the ellipse figure
 SNAPSHOTS = (0, 1, 3, 10, 30, 100)
 BIC_K = {"toy2d:grid25": (5, 10, 15, 20, 25, 30, 40), "toy2d:moons": (1, 2, 4, 6, 8, 12, 16)}
@@ -92,18 +95,26 @@ def draw_ellipses(ax, params: dict, colour: str = "tab:red") -> None:
 
 
 def plot_ellipses(path: pathlib.Path, data: str, x: np.ndarray, params: list[dict],
-                  snapshots: tuple[int, ...]) -> None:
+                  snapshots: tuple[int, ...], dpi: int = 110) -> None:
   fig, axes = plt.subplots(1, len(params), figsize=(3 * len(params), 3.2))
   for ax, p, iteration in zip(np.atleast_1d(axes), params, snapshots):
-    ax.scatter(x[:, 0], x[:, 1], s=0.5, color="grey", alpha=0.3)
+    ax.scatter(x[:3000, 0], x[:3000, 1], s=0.5, color="grey", alpha=0.3)
     draw_ellipses(ax, p)
     ax.set_title(f"{data}, EM iteration {iteration}", fontsize=8)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=dpi)
   plt.close(fig)
+
+
+def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
+  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  with Image.open(path) as image:
+    small = image.convert("RGB").quantize(colors=colours)
+  small.save(path, optimize=True)
 
 
 def bic_curve(data: str, ks: tuple[int, ...], examples: int, steps: int,
@@ -127,7 +138,7 @@ def bic_curve(data: str, ks: tuple[int, ...], examples: int, steps: int,
   return rows
 
 
-def plot_bic(path: pathlib.Path, curves: dict[str, list[dict]]) -> None:
+def plot_bic(path: pathlib.Path, curves: dict[str, list[dict]], dpi: int = 120) -> None:
   fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.4))
   for ax, (data, rows) in zip(np.atleast_1d(axes), curves.items()):
     ks = [r["k"] for r in rows]
@@ -139,7 +150,7 @@ def plot_bic(path: pathlib.Path, curves: dict[str, list[dict]]) -> None:
     ax.set_title(f"{data}: BIC chooses K = {best}")
     ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.savefig(path, dpi=dpi)
   plt.close(fig)
 
 
@@ -147,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--out", default="runs/gmm_toy2d")
+  parser.add_argument("--figures", action="store_true",
+                      help="also write small copies of the figures into docs/figures/")
   args = parser.parse_args(argv)
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -160,6 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
     x, params, curve = ellipse_snapshots(data, k, examples, snapshots)
     name = data.split(":")[1]
     plot_ellipses(out / f"ellipses_{name}.png", data, x, params, snapshots)
+    if args.figures:
+      FIGURES.mkdir(parents=True, exist_ok=True)
+      plot_ellipses(FIGURES / f"gmm_ellipses_{name}.png", data, x, params, snapshots, dpi=55)
+      shrink_png(FIGURES / f"gmm_ellipses_{name}.png")
     curves[data] = bic_curve(data, (QUICK_BIC_K if args.quick else BIC_K)[data],
                              examples, steps, restarts)
     report["datasets"][data] = {
@@ -167,6 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
         "train_log_likelihood_per_iteration": curve,
         "bic": curves[data], "bic_choice": min(curves[data], key=lambda r: r["bic"])["k"]}
   plot_bic(out / "bic.png", curves)
+  if args.figures:
+    plot_bic(FIGURES / "gmm_bic.png", curves, dpi=70)
+    shrink_png(FIGURES / "gmm_bic.png")
   report["seconds"] = time.perf_counter() - started
   (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
   lines = [f"{examples} training points; BIC = minimum over {restarts} restarts of "

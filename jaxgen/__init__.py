@@ -13,7 +13,7 @@ from jaxgen import _xla_flags
 # Before anything below can start a JAX backend: XLA reads its flags once.
 _xla_flags.apply_default_flags()
 
-from jaxgen.api import (LoadedRun, RunResult, build_config, evaluate, fit,
+from jaxgen.api import (LoadedRun, RunResult, build_config, complete, evaluate, fit,
                         get_config, list_datasets, list_methods, load, sample, train)
 from jaxgen.core.state import Method, TrainState
 from jaxgen.registry import register
@@ -21,7 +21,7 @@ from jaxgen.registry import register
 __version__ = "0.1.0"
 
 __all__ = [
-    "LoadedRun", "Method", "RunResult", "TrainState", "build_config", "evaluate",
+    "LoadedRun", "Method", "RunResult", "TrainState", "build_config", "complete", "evaluate",
     "fit", "get_config", "list_datasets", "list_methods", "load", "register",
     "sample", "train",
 ]

@@ -16,6 +16,7 @@ import inspect
 import os
 import pathlib
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -273,6 +274,113 @@ def sample(run: LoadedRun | str | pathlib.Path, num: int = 64, seed: int = 0,
     if conditioning and "conditioning" in str(error):
       raise ConfigError(f"method {run.config.method!r}: {error}") from None
     raise
+
+
+# What a method's `sample` takes to complete images (PixelCNN): the images and
+# a mask of their observed values.
+COMPLETION_ARGUMENTS = ("observed", "mask")
+
+
+def can_complete(method: Method) -> bool:
+  """Whether `method.sample` completes images (takes observed= and mask=)."""
+  if method.sample is None:
+    return False
+  parameters = inspect.signature(method.sample).parameters
+  return all(name in parameters for name in COMPLETION_ARGUMENTS)
+
+
+@functools.lru_cache(maxsize=1)
+def completion_methods() -> tuple[str, ...]:
+  """The registered methods that complete images, each built with its defaults."""
+  names = []
+  for name, entry in registry.methods().items():
+    if entry.family == "test":
+      continue
+    try:
+      config = config_lib.get_config(name)
+      method = entry.make(config, data_lib.from_config(config.data).spec)
+    except Exception:  # pylint: disable=broad-except
+      # Only for the list in an error message: a method whose defaults need
+      # another run's artefact or absent data is left out of it.
+      continue
+    if can_complete(method):
+      names.append(name)
+  return tuple(sorted(names))
+
+
+def read_completion_file(path: str | pathlib.Path) -> tuple[np.ndarray, np.ndarray | None]:
+  """(x, mask or None) from an .npz file of arrays; nothing is unpickled."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ConfigError(f"completion file {str(path)!r} does not exist")
+  try:
+    with np.load(path, allow_pickle=False) as arrays:
+      contents = {name: np.asarray(arrays[name]) for name in arrays.files}
+  except (OSError, ValueError, zipfile.BadZipFile) as error:
+    raise ConfigError(f"cannot read completion file {str(path)!r} as .npz arrays: "
+                      f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+                      ) from None
+  if "x" not in contents:
+    raise ConfigError(f"completion file {str(path)!r} holds no array 'x' (images "
+                      f"[N, H, W, C]); it holds: {choices(sorted(contents)) or 'nothing'}")
+  return contents["x"], contents.get("mask")
+
+
+def _completion_inputs(spec: Any, images: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
+  """Checked images [N, *shape] and a boolean mask of their shape (default: top half)."""
+  shape = tuple(spec.shape)
+  images = np.asarray(images)
+  if len(shape) == 3 and shape[-1] == 1 and images.shape[1:] == shape[:2]:
+    images = images[..., None]   # grey images given as [N, H, W]
+  if images.ndim != len(shape) + 1 or images.shape[1:] != shape or not len(images):
+    raise ConfigError(f"images to complete must have shape [N, {', '.join(map(str, shape))}] "
+                      f"for {spec.name!r}, got {list(images.shape)}")
+  if not (np.issubdtype(images.dtype, np.number) or images.dtype == bool):
+    raise ConfigError(f"images to complete must be numbers, got dtype {images.dtype}")
+  images = images.astype(np.float32)
+  low, high = (float(v) for v in spec.value_range)
+  if not np.all(np.isfinite(images)) or images.min() < low or images.max() > high:
+    raise ConfigError(f"images to complete must lie in the data range [{low:g}, {high:g}] "
+                      f"of {spec.name!r}; got values in [{np.nanmin(images):g}, "
+                      f"{np.nanmax(images):g}]" + (" and non-finite ones"
+                                                   if not np.all(np.isfinite(images)) else ""))
+  if spec.binary and not np.all((images == low) | (images == high)):
+    raise ConfigError(f"{spec.name!r} is binary: images to complete must be {low:g} or "
+                      f"{high:g}")
+  if mask is None:   # the top half observed, the bottom half to fill in
+    mask = np.zeros(images.shape, bool)
+    mask[:, :shape[0] // 2] = True
+    return images, mask
+  mask = np.asarray(mask)
+  if mask.shape == images.shape[:-1]:
+    mask = mask[..., None]
+  if mask.shape[:-1] != images.shape[:-1] or mask.shape[-1] not in (1, images.shape[-1]):
+    raise ConfigError(f"mask must have the images' shape {list(images.shape)} (or without "
+                      f"the channel axis), got {list(np.shape(mask))}")
+  if not np.all((mask == 0) | (mask == 1)):
+    raise ConfigError("mask values must be 1 (observed) or 0 (to complete)")
+  return images, np.broadcast_to(mask.astype(bool), images.shape)
+
+
+def complete(run: LoadedRun | str | pathlib.Path, images: Any, mask: Any = None, *,
+             seed: int = 0, replica: int = 0, step: int | None = None,
+             overrides: Mapping[str, Any] | Iterable[str] = (),
+             **conditioning: Any) -> tuple[np.ndarray, np.ndarray]:
+  """Completes `images` [N, *data_shape] from a trained run: (completions, mask).
+
+  `mask` (1 = observed; the images' shape, or without the channel axis) marks
+  the values kept; by default the top half of every image is observed. Values
+  must lie in the data's range (and be 0/1 for binary data). Only methods whose
+  `sample` takes observed= and mask= complete (`completion_methods()`).
+  """
+  run = _with_settings(_as_run(run, step), overrides)
+  if not can_complete(run.method):
+    raise ConfigError(f"method {run.config.method!r} cannot complete images; methods "
+                      f"that can: {choices(completion_methods()) or 'none'}")
+  images, mask = _completion_inputs(run.spec, images, mask)
+  completions = sample(run, num=len(images), seed=seed, replica=replica,
+                       observed=images, mask=mask, **conditioning)
+  return completions, mask
 
 
 def _check_conditioning(run: LoadedRun, num: int, conditioning: dict[str, Any]

@@ -7,6 +7,7 @@
   jaxgen train --workdir DIR --resume [--steps N]   (the run's own settings)
   jaxgen sample --workdir DIR [--num 64] [--seed N] [--step N] [--length T] [--set key=value ...]
                 [--labels 0,1,2 | --class C] [--guidance W] [--out FILE.png|FILE.npz]
+                [--complete IMAGES.npz]
   jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
               [--out FILE.json]
 
@@ -73,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
       description="Draw samples from a trained run's checkpoint (the newest "
                   "restorable one, or --step N).")
   sample.add_argument("--workdir", required=True)
-  sample.add_argument("--num", type=int, default=64, help="number of samples (64)")
+  sample.add_argument("--num", type=int, default=None,
+                      help="number of samples (64); with --complete, the first NUM "
+                           "images of the file (default: all)")
   sample.add_argument("--seed", type=int, default=0, help="sampling key seed (0)")
   sample.add_argument("--step", type=int, default=None,
                       help="the checkpoint to sample from (default: the newest)")
@@ -99,8 +102,14 @@ def _parser() -> argparse.ArgumentParser:
                            "(default: the data's length)")
   sample.add_argument("--out", default=None,
                       help="FILE.png (grid) or FILE.npz (arrays); default: "
-                           "WORKDIR/samples_seedN.png. Signals with a sample rate are "
-                           "also written as FILE_wav/sample_000.wav, ...")
+                           "WORKDIR/samples_seedN.png (completions_seedN.png). Signals "
+                           "with a sample rate are also written as FILE_wav/sample_000.wav, ...")
+  sample.add_argument("--complete", metavar="FILE.npz", default=None,
+                      help="complete images instead (pixelcnn): x [N, H, W, C] in the "
+                           "data range and an optional mask (1 = observed; default: "
+                           "the top half); writes a grid of originals, masked inputs "
+                           "and completions (.png) and the completions (.npz), both "
+                           "named after --out")
 
   evaluate = sub.add_parser(
       "eval", help="evaluate a trained run on its test split",
@@ -224,17 +233,48 @@ def _labels(args: argparse.Namespace) -> dict[str, Any]:
   return conditioning
 
 
+def _complete(args: argparse.Namespace, out: pathlib.Path) -> int:
+  """`jaxgen sample --complete FILE`: a grid (.png) and the completions (.npz)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from jaxgen import api  # pylint: disable=import-outside-toplevel
+  from jaxgen import viz  # pylint: disable=import-outside-toplevel
+  from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  grid, arrays = out.with_suffix(".png"), out.with_suffix(".npz")
+  api.check_writable(arrays, "--out")
+  conditioning = _labels(args)
+  images, mask = api.read_completion_file(args.complete)
+  if args.num is not None:
+    if args.num < 1:
+      raise ConfigError(f"--num must be at least 1, got {args.num}")
+    images, mask = images[:args.num], (None if mask is None else mask[:args.num])
+  run = api.load(args.workdir, args.step)
+  completions, mask = api.complete(run, images, mask, seed=args.seed, replica=args.replica,
+                                   overrides=args.overrides, **conditioning)
+  images = np.asarray(images, np.float32).reshape(completions.shape)
+  grid.parent.mkdir(parents=True, exist_ok=True)
+  np.savez_compressed(arrays, completions=completions, x=images, mask=mask,
+                      seed=args.seed, step=run.step)
+  viz.write_completions(grid, images, mask, completions, run.spec)
+  print(f"wrote {grid} and {arrays} ({len(completions)} completions, step {run.step}, "
+        f"seed {args.seed})")
+  return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
   from jaxgen import api  # pylint: disable=import-outside-toplevel
   from jaxgen import viz  # pylint: disable=import-outside-toplevel
   from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
-  out = pathlib.Path(args.out or pathlib.Path(args.workdir) / f"samples_seed{args.seed}.png")
+  stem = "completions" if args.complete else "samples"
+  out = pathlib.Path(args.out or pathlib.Path(args.workdir) / f"{stem}_seed{args.seed}.png")
   if out.suffix not in (".png", ".npz"):
     raise ConfigError(f"--out must end in .png or .npz, got {str(out)!r}")
   api.check_writable(out, "--out")
+  if args.complete:
+    return _complete(args, out)
   conditioning = _labels(args)
   run = api.load(args.workdir, args.step)
-  samples = api.sample(run, num=args.num, seed=args.seed, replica=args.replica,
+  num = 64 if args.num is None else args.num
+  samples = api.sample(run, num=num, seed=args.seed, replica=args.replica,
                        overrides=args.overrides, **conditioning)
   out.parent.mkdir(parents=True, exist_ok=True)
   if out.suffix == ".npz":
@@ -242,7 +282,7 @@ def _sample(args: argparse.Namespace) -> int:
     np.savez_compressed(out, samples=samples, seed=args.seed, step=run.step)
   else:
     viz.write_samples(out, samples, run.spec, title=f"{run.config.method} step {run.step}")
-  print(f"wrote {out} ({args.num} samples, step {run.step}, seed {args.seed})")
+  print(f"wrote {out} ({num} samples, step {run.step}, seed {args.seed})")
   if getattr(run.spec, "is_sequence", False) and run.spec.sample_rate:
     wavs = viz.write_wavs(out.with_name(out.stem + "_wav"), samples, run.spec)
     print(f"wrote {len(wavs)} .wav files ({run.spec.sample_rate:g} Hz) in {wavs[0].parent}")

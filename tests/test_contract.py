@@ -13,7 +13,7 @@ from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
 from jaxgen.core import rng
-from jaxgen.core.state import Method, TrainState
+from jaxgen.core.state import INIT_DATA, Method, TrainState
 
 # Methods that need an artefact of another run (e.g. a trained autoencoder)
 # before `make` can succeed; their own tests cover them end to end.
@@ -38,6 +38,12 @@ def test_method_traces_under_jit(name):
   key = jax.random.PRNGKey(0)
   state = jax.eval_shape(method.init, key, batch)
   assert isinstance(state, TrainState)
+  assert method.init_data in INIT_DATA
+  if method.init_data == "split":
+    # Resume and `load` build the abstract state from a batch of batch_size
+    # rows; the state of a whole-split init must not depend on the rows.
+    more = next(data_lib.train_iterator(dataset, batch_size=16, seed=0))
+    assert jax.eval_shape(method.init, key, more) == state
   assert state.step.shape == () and set(state.params)
   new_state, metrics = jax.eval_shape(method.train_step, state, batch)
   assert jax.tree.structure(new_state) == jax.tree.structure(state)

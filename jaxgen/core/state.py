@@ -15,6 +15,10 @@ PyTree = Any
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
+# What `Method.init` receives as its example batch during training: the first
+# training batch ("batch"), or the whole training split ("split").
+INIT_DATA = ("batch", "split")
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -65,6 +69,12 @@ class Method(NamedTuple):
   encode(state, x, key) / decode(state, z): latent-variable models.
   evaluators: extra evaluators (`jaxgen.core.evaluators`: sample-based,
     model-level or per-example) run beside `evaluate`.
+  init_data: what `init` sees during training: "batch" (default), the first
+    batch of each seed's stream; "split", the whole training split as one
+    batch, in its fixed order and with evaluation's fixed transforms, the same
+    arrays on every device, process and seed (k-means++ over the whole set).
+    The state's shapes must not depend on the number of rows: resume and
+    `jaxgen.load` build the abstract state from a batch of `data.batch_size`.
   """
 
   name: str
@@ -77,3 +87,4 @@ class Method(NamedTuple):
   decode: Callable[..., jax.Array] | None = None
   eval_protocol: dict[str, Any] | None = None
   evaluators: tuple = ()
+  init_data: str = "batch"

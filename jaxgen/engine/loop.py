@@ -80,6 +80,16 @@ def fixed_keys(seeds: list[int], salt: int, multi: bool) -> jax.Array:
   return keys if multi else keys[0]
 
 
+def split_batch(dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
+  """The whole training split as one batch {"x", "label"?} (`init_data="split"`).
+
+  Fixed order and fixed transforms (`data.eval_arrays`), so every process,
+  device count and seed sees the same arrays.
+  """
+  x, labels = data_lib.eval_arrays(dataset, "train")
+  return {"x": x} if labels is None else {"x": x, "label": labels}
+
+
 def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
@@ -243,16 +253,23 @@ class Trainer:
 
   # ----------------------------------------------------------------- state
   def _init_fn(self) -> Callable[[jax.Array, Any], TrainState]:
-    return jax.vmap(self.method.init) if self.multi else self.method.init
+    return runs.init_function(self.method, self.multi)
 
   def _restore_or_init(self, iterators: list[Any]) -> TrainState:
     keys = runs.init_keys(self.seeds, self.multi)
-    # The first batch of each seed's stream, drawn from a separate iterator so
-    # the training stream is untouched: data-dependent initialisation sees the
-    # same data as the single-seed run with that seed.
-    example = self._next(self._iterators())
+    whole_split = self.method.init_data == "split"
     latest = self.checkpointer.latest_step() if (
         self.checkpointer and self.resume) else None
+    if whole_split and latest is None:
+      return self.strategy.init(self._init_fn(), keys, split_batch(self.dataset),
+                                replicated_batch=True)
+    # The first batch of each seed's stream, drawn from a separate iterator so
+    # the training stream is untouched: data-dependent initialisation sees the
+    # same data as the single-seed run with that seed. (A whole-split init
+    # restores from shapes alone: a state's shapes never depend on its rows.)
+    example = self._next(self._iterators())
+    if whole_split:
+      example = jax.tree.map(lambda v: v[0], example) if self.multi else example
     if latest is None:
       return self.strategy.init(self._init_fn(), keys, example)
     abstract = jax.eval_shape(self._init_fn(), keys, example)

@@ -138,12 +138,26 @@ class Strategy:
   def replicated_sharding(self) -> NamedSharding:
     return NamedSharding(self.mesh, P())
 
+  def put_replicated(self, tree: Any) -> Any:
+    """Host arrays that every process holds whole, as replicated arrays (jit)."""
+    sharding = self.replicated_sharding()
+    if jax.process_count() == 1:
+      return jax.device_put(tree, sharding)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x),
+                        tree)
+
   # -------------------------------------------------------------- compilation
-  def init(self, init_fn, keys: jax.Array, host_batch: dict[str, np.ndarray]):
-    """Runs `init_fn(keys, batch) -> state` and places the state replicated."""
+  def init(self, init_fn, keys: jax.Array, host_batch: dict[str, np.ndarray],
+           replicated_batch: bool = False):
+    """Runs `init_fn(keys, batch) -> state` and places the state replicated.
+
+    `replicated_batch`: the batch is the same whole array on every device (a
+    training split handed to `init`, of any length), not sharded by rows.
+    """
     if self.name == "jit":
-      return jax.jit(init_fn, out_shardings=self.replicated_sharding())(
-          keys, self.put_batch(host_batch))
+      batch = (self.put_replicated(host_batch) if replicated_batch
+               else self.put_batch(host_batch))
+      return jax.jit(init_fn, out_shardings=self.replicated_sharding())(keys, batch)
     # Under pmap the state is created once and then copied to every device, so
     # initialisation is identical to the single-device one.
     return self.put_state(jax.jit(init_fn)(keys, host_batch))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -20,16 +21,29 @@ import numpy as np
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
-from jaxgen.core.state import Method, TrainState
+from jaxgen.core.state import INIT_DATA, Method, TrainState
 from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import workdir as workdir_lib
-from jaxgen.errors import ConfigError, WorkdirError
+from jaxgen.errors import ConfigError, WorkdirError, choices
 
 
 def init_keys(seeds: list[int], multi: bool) -> jax.Array:
   """The base key of each seed's state (stacked for multi-seed runs)."""
   keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
   return keys if multi else keys[0]
+
+
+def init_function(method: Method, multi: bool) -> Callable[[jax.Array, Any], TrainState]:
+  """`method.init`, over the seed axis when `multi`.
+
+  With `init_data="split"` every replica gets the same (unstacked) split.
+  """
+  if method.init_data not in INIT_DATA:
+    raise ValueError(f"method {method.name!r}: init_data={method.init_data!r} is "
+                     f"not one of {choices(INIT_DATA)}")
+  if not multi:
+    return method.init
+  return jax.vmap(method.init, in_axes=(0, None) if method.init_data == "split" else 0)
 
 
 def build_method(config: ml_collections.ConfigDict, spec: Any) -> Method:
@@ -101,8 +115,8 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
 def abstract_state(method: Method, config: ml_collections.ConfigDict, spec: Any,
                     seeds: list[int], multi: bool) -> Any:
   """The shapes and dtypes of the state `method.init` builds (nothing computed)."""
-  init = jax.vmap(method.init) if multi else method.init
+  init = init_function(method, multi)
   example = spec.example_batch(config.data.batch_size)
-  if multi:
+  if multi and method.init_data != "split":   # a split is shared by the replicas
     example = {k: np.stack([v] * len(seeds)) for k, v in example.items()}
   return jax.eval_shape(init, init_keys(seeds, multi), example)

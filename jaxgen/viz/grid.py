@@ -79,12 +79,18 @@ def save_pairs(path: str | pathlib.Path, originals: np.ndarray,
                reconstructions: np.ndarray, columns: int = 8,
                value_range: tuple[float, float] = (0.0, 1.0)) -> pathlib.Path:
   """Writes originals and reconstructions in alternating rows."""
-  originals, reconstructions = np.asarray(originals), np.asarray(reconstructions)
-  n = (len(originals) // columns) * columns or len(originals)
+  return save_row_groups(path, [originals, reconstructions], columns, value_range)
+
+
+def save_row_groups(path: str | pathlib.Path, groups: Sequence[np.ndarray],
+                    columns: int = 8,
+                    value_range: tuple[float, float] = (0.0, 1.0)) -> pathlib.Path:
+  """Writes image sets of one length in interleaved rows: a row of each set in turn."""
+  groups = [np.asarray(g) for g in groups]
+  n = (len(groups[0]) // columns) * columns or len(groups[0])
   rows = []
   for start in range(0, n, columns):
-    rows.append(originals[start:start + columns])
-    rows.append(reconstructions[start:start + columns])
+    rows.extend(g[start:start + columns] for g in groups)
   return save_image_grid(path, np.concatenate(rows), columns=min(columns, n),
                          value_range=value_range)
 

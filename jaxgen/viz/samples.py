@@ -48,3 +48,14 @@ def write_reconstructions(path: str | pathlib.Path, originals: np.ndarray,
   return grid.save_pairs(path, grid.as_images(originals, image_shape),
                          grid.as_images(reconstructions, image_shape),
                          columns=columns, value_range=spec.value_range)
+
+
+def write_completions(path: str | pathlib.Path, originals: np.ndarray, mask: np.ndarray,
+                      completions: np.ndarray, spec: Any, columns: int = 8) -> pathlib.Path:
+  """Writes rows of originals, masked inputs (unobserved values grey) and completions."""
+  low, high = spec.value_range
+  masked = np.where(np.asarray(mask, bool), originals, 0.5 * (low + high))
+  image_shape = getattr(spec, "image_shape", None)
+  return grid.save_row_groups(
+      path, [grid.as_images(a, image_shape) for a in (originals, masked, completions)],
+      columns=columns, value_range=spec.value_range)

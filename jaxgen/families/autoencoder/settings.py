@@ -22,6 +22,11 @@ from jaxgen.families.autoencoder.networks import ACTIVATIONS, CODE_ACTIVATIONS
 VARIANTS = ("ae", "dae", "sae")
 ARCHITECTURES = ("mlp", "conv")
 PENALTIES = ("kl", "l1")
+# `sample`: decode codes from the training codes' moments, or run the dae's
+# Markov chain (Bengio et al. 2013).
+SAMPLERS = ("code_moments", "chain")
+CHAIN_STARTS = ("noise", "code_moments")
+CHAIN_OUTPUTS = ("sample", "mean")
 
 
 def default_config(data: str, method: str) -> ml_collections.ConfigDict:
@@ -49,6 +54,24 @@ def default_config(data: str, method: str) -> ml_collections.ConfigDict:
           # λ: no canonical value; 0.1 keeps ~6 of 32 relu units busy on
           # digits with the cross-entropy loss (mean activation ~0.2).
           l1_weight=0.1,
+          # Sampling (sample-time settings; `jaxgen sample --set model.sampler=chain`).
+          # "code_moments": decode codes from N(mean, cov) of training codes;
+          # "chain" (dae): the Markov chain x -> corrupt -> draw from the
+          # reconstruction distribution P(X | x~) -> ... (Bengio et al. 2013).
+          sampler="code_moments",
+          chain_start="noise",    # uniform over the data's range, or "code_moments" samples
+          chain_burn_in=100,      # transitions before the first kept sample (>= 1)
+          chain_thinning=10,      # transitions between kept samples of one chain
+          chain_count=0,          # parallel chains; 0: one chain per sample
+          chain_output="sample",  # the draw x_t, or "mean": E[X | x~_t] of its transition
+          # mse: the std of the Gaussian P(X | x~) = N(r(x~), std^2 I); 0: its ML
+          # estimate, the running root mean squared denoising error of training
+          reconstruction_std=0.0,
+          # Walk-back training (Bengio et al. 2013, sec. 3.3): up to this many
+          # extra pairs (x~*, x) per example from a walk x -> x~ -> x* ~ P(X | x~)
+          # -> x~* ..., continued with probability walkback_probability per step.
+          walkback_steps=0,
+          walkback_probability=0.5,
       ),
       optim=optim.default_config("adam", 1e-3),
       data=dict(binarize="none"),
@@ -89,6 +112,16 @@ class ModelSettings:
   sparsity_target: float = field(minimum=0.0, maximum=1.0)
   kl_weight: float = field(minimum=0.0)
   l1_weight: float = field(minimum=0.0)
+  # Defaults: configs saved before these keys existed still load.
+  sampler: str = field(default="code_moments", choices=SAMPLERS)
+  chain_start: str = field(default="noise", choices=CHAIN_STARTS)
+  chain_burn_in: int = field(default=100, minimum=1)
+  chain_thinning: int = field(default=10, minimum=1)
+  chain_count: int = field(default=0, minimum=0)
+  chain_output: str = field(default="sample", choices=CHAIN_OUTPUTS)
+  reconstruction_std: float = field(default=0.0, minimum=0.0)
+  walkback_steps: int = field(default=0, minimum=0)
+  walkback_probability: float = field(default=0.5, minimum=0.0, maximum=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +148,10 @@ def resolve(config: ml_collections.ConfigDict, spec: Any, variant: str) -> Setti
     if m.corruption != "gaussian" and not 0.0 < m.corruption_rate < 1.0:
       raise ConfigError(f"model.corruption_rate must lie in (0, 1), got "
                         f"{m.corruption_rate}")
+  if variant != "dae" and (m.sampler == "chain" or m.walkback_steps):
+    raise ConfigError(
+        f"model.sampler='chain' and model.walkback_steps need a corruption: they are "
+        f"for the denoising autoencoder (method dae), not {variant}")
   if variant == "sae" and m.sparsity_penalty == "kl":
     if m.code_activation != "sigmoid":
       raise ConfigError(

@@ -1,4 +1,4 @@
-"""The `gmm` method: init (k-means++), train_step (one EM iteration), sample, evaluate.
+"""The `gmm` method: init (k-means++ over the whole training split), train_step (one EM iteration), sample, evaluate.
 
 `train_step` calls no `jax.grad`: with `model.em='batch'` it is one EM
 iteration over the batch (exact EM when the batch is the training set); with
@@ -36,7 +36,7 @@ def _protocol(m: settings_lib.ModelSettings, batch_size: int | None,
                    "EM on each batch, one iteration per step" if m.em == "batch" else
                    f"stepwise EM, step size (t + {m.step_size_offset:g})^-"
                    f"{m.step_size_power:g}"),
-      "init": (f"{m.init} on the first training batch"
+      "init": (f"{m.init} on the whole training split ({num_train} examples)"
                + (f", then {m.kmeans_iterations} Lloyd iterations"
                   if m.kmeans_iterations else "")),
   }
@@ -59,7 +59,11 @@ def _build(m: settings_lib.ModelSettings, shape: tuple[int, ...],
     return jnp.asarray(batch["x"]).reshape(batch["x"].shape[0], dim)
 
   def init(key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
-    """k-means++ (+ Lloyd) on the example batch, then sklearn's hard-assignment M-step."""
+    """k-means++ (+ Lloyd) on `batch`, then sklearn's hard-assignment M-step.
+
+    In training `batch` is the whole training split (`init_data="split"`), in
+    exact and in stepwise EM alike.
+    """
     keys = rng.split(key, "centres", "base")
     x = flat(batch)
     if m.init == "kmeans++":
@@ -118,7 +122,7 @@ def _build(m: settings_lib.ModelSettings, shape: tuple[int, ...],
     return rng.per_example(key, num, draw).reshape((num,) + shape)
 
   return Method(name="gmm", init=init, train_step=train_step, sample=sample,
-                evaluate=evaluate, eval_protocol=protocol)
+                evaluate=evaluate, eval_protocol=protocol, init_data="split")
 
 
 def _scale(covariances: jax.Array, covariance_type: str, num_components: int,

@@ -40,7 +40,7 @@ def default_config(data: str = "toy2d:grid25") -> ml_collections.ConfigDict:
           # (Liang & Klein 2009 use offset 2 and power 0.5-1)
           step_size_power=0.7,
           step_size_offset=2.0,
-          init="kmeans++",         # means from k-means++ on the first batch, or "random" points
+          init="kmeans++",         # k-means++ over the whole training split, or "random" points
           kmeans_iterations=10,    # Lloyd iterations after the seeding (0: seeding only)
       ),
       train=dict(steps=100, log_every=10, eval_every=0, sample_every=0,
