@@ -30,6 +30,7 @@ from jaxgen import registry
 from jaxgen.engine import evaluation, logs, loop, parallel
 from jaxgen.engine import runs as runs_lib
 from jaxgen.engine import workdir as workdir_lib
+from jaxgen.core.state import Method
 from jaxgen.errors import ConfigError, choices
 
 get_config = config_lib.get_config
