@@ -111,8 +111,8 @@ def _adam_step_in_units_of_he_constant(equalized):
   d = pg.ProgressiveDiscriminator(channels=(16, 8, 4), equalized=equalized)
   x = jax.random.normal(jax.random.PRNGKey(4), (8, 16, 16, 1))
   params = d.init(jax.random.PRNGKey(5), x, stage=2)["params"]
-  grads = jax.grad(lambda p: jnp.mean(d.apply({"params": p}, x, stage=2, alpha=0.5) ** 2))(
-      params)
+  grads = jax.jit(jax.grad(
+      lambda p: jnp.mean(d.apply({"params": p}, x, stage=2, alpha=0.5) ** 2)))(params)
   tx = optax.adam(1e-3)
   updates, _ = tx.update(grads, tx.init(params), params)
   steps = {}
