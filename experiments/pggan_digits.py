@@ -128,8 +128,10 @@ def lenet_fid(data: str, images: np.ndarray, dataset) -> float | None:
   from jaxgen.metrics import fid, lenet  # pylint: disable=import-outside-toplevel
   params = lenet.load("mnist" if data == "mnist" else "digits")
   real, _ = data_lib.eval_arrays(dataset, "test")
-  return float(fid.fid_from_features(np.asarray(lenet.features(params, images)),
-                                     np.asarray(lenet.features(params, real))))
+  value_range = tuple(dataset.spec.value_range)
+  return float(fid.fid_from_features(
+      lenet.features(params, images, value_range=value_range),
+      lenet.features(params, real, value_range=value_range)))
 
 
 def samples(result, num: int, seed: int) -> np.ndarray:
@@ -172,6 +174,7 @@ def run_seed(data: str, seed: int, args, out: pathlib.Path, clf, dataset) -> dic
   for name, result, seconds in (("pggan", pg_result, pg_seconds),
                                 ("dcgan", dc_result, dc_seconds)):
     images = samples(result, num, seed=1)
+    np.savez_compressed(folder / f"samples_{name}.npz", x=images)   # to score again later
     grid.save_image_grid(folder / f"samples_{name}.png", images[:64], columns=8,
                          value_range=spec.value_range)
     record[name] = {**score(images, clf, data, dataset), "train_seconds_under_load": seconds,
