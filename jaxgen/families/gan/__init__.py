@@ -1,7 +1,7 @@
 """Generative adversarial networks: every objective, conditioning scheme and trick.
 
 Methods (registered on import): `gan` (any `model.objective`), `cgan`, `acgan`,
-`infogan`, `ssgan`. See docs/gans.md.
+`infogan`, `ssgan`, `pggan` (progressive growing, progressive.py). See docs/gans.md.
 
   config = jaxgen.get_config("gan", "toy2d:ring8")
   config.model.objective = "wgan_gp"        # its published defaults follow
@@ -16,10 +16,12 @@ updates), `players` (networks and each player's loss), `step` (train steps),
 from jaxgen.families.gan import (conditioning, losses, networks, objectives, players,
                                  settings, step, tricks, updates)
 from jaxgen.families.gan import method  # registers the methods
+from jaxgen.families.gan import progressive  # registers pggan
 from jaxgen.families.gan.method import make
 from jaxgen.families.gan.objectives import OBJECTIVES, Hyperparameter, Objective, register
 from jaxgen.families.gan.settings import default_config
 
 __all__ = ["OBJECTIVES", "Hyperparameter", "Objective", "conditioning", "default_config",
-           "losses", "make", "method", "networks", "objectives", "players", "register",
+           "losses", "make", "method", "networks", "objectives", "players", "progressive",
+           "register",
            "settings", "step", "tricks", "updates"]

@@ -90,6 +90,16 @@ def wasserstein_generator(*, fake: Array) -> Array:
   return -fake
 
 
+def wasserstein_critic_drift(*, real: Array, fake: Array, drift: float) -> Array:
+  """D(G(z)) - D(x) + ε_drift D(x)² (Karras et al. 2018, appendix A.1).
+
+  The drift term keeps the critic's output near zero, so that it cannot drift
+  far from the origin (WGAN-GP alone leaves its offset free).
+  """
+  _same_shape(real=real, fake=fake)
+  return fake - real + drift * real * real
+
+
 def hinge_discriminator(*, real: Array, fake: Array) -> Array:
   """max(0, 1 - D(x)) + max(0, 1 + D(G(z))) (Lim & Ye 2017; Miyato et al. 2018)."""
   _same_shape(real=real, fake=fake)

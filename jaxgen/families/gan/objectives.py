@@ -168,6 +168,15 @@ register("wgan_gp", Objective(
     output="score", paper="Gulrajani et al. 2017 (algorithm 1)",
     optim=adam(1e-4, 0.0, 0.9), n_critic=5, penalty="interpolates",
     hyperparameters={"penalty_weight": _penalty_weight(10.0)}))
+register("wgan_gp_drift", Objective(
+    discriminator=losses.wasserstein_critic_drift, generator=losses.wasserstein_generator,
+    output="score", paper="Karras et al. 2018 (WGAN-GP, n_critic 1, ε_drift 0.001, "
+                          "Adam 1e-3, β (0, 0.99))",
+    optim=dict(name="adam", learning_rate=1e-3, b1=0.0, b2=0.99, eps=1e-8), n_critic=1,
+    penalty="interpolates",
+    hyperparameters={"penalty_weight": _penalty_weight(10.0),
+                     "drift": Hyperparameter(0.001, minimum=0.0, help="ε_drift")},
+    discriminator_arguments=("drift",)))
 register("dragan", Objective(
     **_CROSS_ENTROPY, generator=losses.non_saturating_generator,
     paper="Kodali et al. 2017 (reference code)", optim=adam(1e-4, 0.5, 0.9),

@@ -28,6 +28,7 @@ CLOSED_FORMS = {
     "lsgan": (lambda r, f: 0.5 * (r - 1) ** 2 + 0.5 * f**2, lambda f: 0.5 * (f - 1) ** 2),
     "wgan": (lambda r, f: f - r, lambda f: -f),
     "wgan_gp": (lambda r, f: f - r, lambda f: -f),
+    "wgan_gp_drift": (lambda r, f: f - r + 0.001 * r**2, lambda f: -f),   # Karras et al.
     "hinge": (lambda r, f: np.maximum(0, 1 - r) + np.maximum(0, 1 + f), lambda f: -f),
     "ebgan": (lambda r, f: r + np.maximum(0, 1.0 - f), lambda f: f),       # m = 1
     "began": (lambda r, f: r - 0.25 * f, lambda f: f),                       # k = 0.25
