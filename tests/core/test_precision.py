@@ -204,7 +204,8 @@ TRAINS = {
              "data.batch_size=16"], 16),
     "pixelcnn": (["model.features=8", "model.layers=1", "model.output_features=16",
                   "data.batch_size=16"], 24),
-    "realnvp": (["data.name=toy2d:moons", "data.batch_size=64"], 40),
+    "realnvp": (["data.name=toy2d:moons", "model.couplings=2", "model.hidden=(32, 32)",
+                 "data.batch_size=64"], 40),
 }
 
 
