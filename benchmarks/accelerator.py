@@ -163,14 +163,17 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--cpu-smoke", action="store_true",
                       help="run on CPU with tiny widths and batches (checks the code paths)")
-  parser.add_argument("--budget-seconds", type=float, default=420.0,
-                      help="stop starting rows after this many seconds (default 420)")
+  parser.add_argument("--budget-seconds", type=float, default=None,
+                      help="stop starting rows after this many seconds (default 420; "
+                           "none with --cpu-smoke)")
   parser.add_argument("--only", default=None, help="comma-separated row names")
   parser.add_argument("--out", default=None)
   args = parser.parse_args()
   import jax  # pylint: disable=import-outside-toplevel
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
   started = time.perf_counter()
+  if args.budget_seconds is None:
+    args.budget_seconds = float("inf") if args.cpu_smoke else 420.0
   backend = jax.default_backend()
   if not args.cpu_smoke and backend != "gpu":
     raise SystemExit(f"accelerator.py: JAX's backend is {backend!r}, not a GPU; run "
@@ -201,10 +204,12 @@ def main() -> None:
       continue
     mfu = r.get("mfu_vs_bf16_peak", r.get("mfu_vs_tf32_peak"))
     table.append(f"| {row_name} | {r['images_per_sec']:.0f} | "
-                 f"{(r['flops_per_step'] or 0) / 1e9:.1f} G | "
+                 f"{(r['flops_per_step'] or 0) / 1e9:.3g} G | "
                  f"{'n/a' if mfu is None else f'{100 * mfu:.1f}%'} |")
   payload = {"machine": common.machine(), "gpu": name, "peaks": peaks,
-             "cpu_smoke": args.cpu_smoke, "budget_seconds": args.budget_seconds,
+             "cpu_smoke": args.cpu_smoke,
+             "budget_seconds": (None if args.budget_seconds == float("inf")
+                                else args.budget_seconds),
              "wall_seconds": time.perf_counter() - started,
              "versions": common.versions("jax", "jaxlib", "jax-cuda12-plugin", "flax"),
              "rows": results, "table": table}

@@ -85,3 +85,18 @@ def test_accelerator_script_refuses_without_gpu():
   done = subprocess.run(["bash", str(REPO / "benchmarks" / "accelerator.sh")],
                         capture_output=True, text=True, check=False)
   assert done.returncode == 2 and "no NVIDIA GPU" in done.stderr
+
+
+def test_accelerator_full_scale_rows_build():
+  """Every GPU row's config is valid on 32x32x3 (shapes only, nothing compiled)."""
+  from benchmarks import vs_pytorch  # pylint: disable=import-outside-toplevel
+  counts = {}
+  for name, row, dtype in accelerator.rows(smoke=False):
+    assert row.batch_size in (128, 256) and f"train.compute_dtype={dtype}" in row.overrides
+    if row.batch_size == 128 and dtype == "float32":
+      images = vs_pytorch.synthetic_images(row)
+      step = vs_pytorch.JaxgenStep(row, images, shapes_only=True)
+      counts[name.split("-b")[0]] = sum(step.param_sizes)
+  # Ho et al. 2020's CIFAR-10 U-Net has 35.7M parameters.
+  assert abs(counts["ddpm-unet"] - 35.7e6) < 0.05e6, counts   # jaxgen: 35,746,307
+  assert set(counts) == {"dcgan", "ddpm-unet", "vae-conv"}
