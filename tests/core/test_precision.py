@@ -85,7 +85,7 @@ def test_bfloat16_apply_casts_linear_layers_only():
   assert jax.tree.leaves(mixed.init(jax.random.PRNGKey(0), x, t)) and all(
       leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(
           mixed.init(jax.random.PRNGKey(0), x, t)))
-  out, t_out = mixed.apply(params, x, t)
+  out, t_out = jax.jit(mixed.apply)(params, x, t)
   assert out.dtype == jnp.float32 and t_out.dtype == jnp.float32
   # A value that feeds no linear layer is never rounded (999 is not a bfloat16).
   np.testing.assert_array_equal(t_out, t)
@@ -95,7 +95,7 @@ def test_bfloat16_apply_casts_linear_layers_only():
   assert all(set(d) == {jnp.dtype(jnp.float32)}
              for d in _heavy_dtypes(lambda p: module.apply(p, x, t), params))
   # The same function up to bfloat16 rounding.
-  reference, _ = module.apply(params, x, t)
+  reference, _ = jax.jit(module.apply)(params, x, t)
   np.testing.assert_allclose(out, reference, rtol=0.05, atol=0.05)
   assert not np.array_equal(out, reference)
 
@@ -108,8 +108,8 @@ def test_bfloat16_gradients_are_float32_and_close():
   def loss(p, net):
     return jnp.mean(net.apply(p, x, t)[0] ** 2)
 
-  grads = jax.grad(loss)(params, mixed)
-  reference = jax.grad(loss)(params, module)
+  grads = jax.jit(jax.grad(lambda p: loss(p, mixed)))(params)
+  reference = jax.jit(jax.grad(lambda p: loss(p, module)))(params)
   for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(reference)):
     assert g.dtype == jnp.float32
     assert np.linalg.norm(g - r) <= 0.05 * np.linalg.norm(r) + 1e-6
@@ -136,11 +136,11 @@ def test_batch_statistics_stay_float32():
   module = nn.Sequential([nn.Dense(4), nn.BatchNorm(use_running_average=False)])
   x = jax.random.normal(jax.random.PRNGKey(0), (8, 3))
   variables = module.init(jax.random.PRNGKey(1), x)
-  out, updates = precision.wrap(module, "bfloat16").apply(
-      variables, x, mutable=["batch_stats"])
+  out, updates = jax.jit(lambda v: precision.wrap(module, "bfloat16").apply(
+      v, x, mutable=["batch_stats"]))(variables)
   assert out.dtype == jnp.float32
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(updates))
-  _, reference = module.apply(variables, x, mutable=["batch_stats"])
+  _, reference = jax.jit(lambda v: module.apply(v, x, mutable=["batch_stats"]))(variables)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0.02, atol=0.02),
                updates, reference)
 
