@@ -154,8 +154,8 @@ def run(methods: dict[str, str], rounds: int) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> list[str]:
   """Markdown rows: family (method, data) | no cache | cold | warm | warm / no cache."""
-  rows = ["| family (method, data) | no cache (s) | cold cache (s) | warm cache (s) | warm / no cache |",
-          "|---|---|---|---|---|"]
+  rows = ["| family (method, data) | no cache (s) | cold cache (s) | warm cache (s) "
+          "| warm / no cache |", "|---|---|---|---|---|"]
   for family, entry in results.items():
     m = entry["median_first_step_s"]
     rows.append(f"| {family} ({entry['method']}, {entry['data']}) | {m['no_cache']:.2f} | "
