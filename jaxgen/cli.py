@@ -11,6 +11,11 @@
   jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
               [--out FILE.json]
 
+Compiled programs are kept in a persistent compilation cache
+($JAXGEN_COMPILE_CACHE, else $XDG_CACHE_HOME/jaxgen/xla or ~/.cache/jaxgen/xla),
+so a second run of the same model starts faster; --no-compile-cache or
+JAXGEN_COMPILE_CACHE=off turns it off (jaxgen/_compile_cache.py).
+
 Bad input exits with status 2 and one line naming the problem and the valid
 choices; a run stopped by NaN/Inf exits with 1; SIGTERM/SIGINT save a checkpoint
 and exit with 128 + the signal number.
@@ -134,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--out", default=None,
                         help="FILE.json to write (default: WORKDIR/eval/<what was "
                              "asked>.json)")
+  for command in (train, sample, evaluate):
+    command.add_argument(
+        "--no-compile-cache", action="store_true",
+        help="do not keep compiled programs in the persistent compilation cache "
+             "($JAXGEN_COMPILE_CACHE, else $XDG_CACHE_HOME/jaxgen/xla or "
+             "~/.cache/jaxgen/xla; JAXGEN_COMPILE_CACHE=off also turns it off)")
   return parser
 
 
@@ -337,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
       _list()
       return 0
+    from jaxgen import _compile_cache  # pylint: disable=import-outside-toplevel
+    _compile_cache.enable(disabled=args.no_compile_cache)
     if args.command == "train":
       return _train(args)
     if args.command == "sample":

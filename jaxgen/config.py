@@ -75,6 +75,9 @@ def train_config() -> ml_collections.ConfigDict:
       on_nonfinite="stop",
       progress=True,
       tensorboard="auto",    # "auto": when tensorboardX is installed; "on"; "off"
+      # "bfloat16": matmuls and convolutions in bfloat16, parameters, optimizer
+      # state and losses in float32 (jaxgen.core.precision).
+      compute_dtype="float32",
   ))
 
 

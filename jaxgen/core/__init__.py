@@ -1,4 +1,5 @@
-"""What families import: state, keys, collectives, optimizers, settings, evaluators.
+"""What families import: state, keys, collectives, optimizers, settings, evaluators,
+mixed precision.
 
 The core knows no family and no runner. A family imports only from here (and
 from `jaxgen.nn`, `jaxgen.distributions`, `jaxgen.metrics`); the runner in
@@ -6,8 +7,8 @@ from `jaxgen.nn`, `jaxgen.distributions`, `jaxgen.metrics`); the runner in
 imported by a family — `tests/test_imports.py` enforces it.
 """
 
-from jaxgen.core import collectives, evaluators, optim, rng, settings
+from jaxgen.core import collectives, evaluators, optim, precision, rng, settings
 from jaxgen.core.state import Method, TrainState
 
-__all__ = ["Method", "TrainState", "collectives", "evaluators", "optim", "rng",
+__all__ = ["Method", "TrainState", "collectives", "evaluators", "optim", "precision", "rng",
            "settings"]

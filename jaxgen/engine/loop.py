@@ -31,6 +31,7 @@ from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
 from jaxgen import viz
+from jaxgen.core import precision
 from jaxgen.core.state import Method, TrainState
 from jaxgen.engine import checkpoint as checkpoint_lib
 from jaxgen.engine import evaluation as evaluation_lib
@@ -114,6 +115,7 @@ def _check_train_config(config: ml_collections.ConfigDict) -> None:
   if tc.on_nonfinite not in ("stop", "continue"):
     raise ConfigError(f"train.on_nonfinite must be 'stop' or 'continue', got "
                       f"{tc.on_nonfinite!r}")
+  precision.check(tc.get("compute_dtype", precision.DEFAULT))
   if tc.seed_strategy not in SEED_STRATEGIES:
     raise ConfigError(f"unknown train.seed_strategy {tc.seed_strategy!r}; "
                       f"valid: {choices(SEED_STRATEGIES)}")

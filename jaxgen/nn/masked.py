@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.core import precision
+
 MASK_TYPES = ("A", "B")
 
 
@@ -60,6 +62,7 @@ def causal_mask(kernel_size: tuple[int, int], in_groups: np.ndarray,
   return mask
 
 
+@precision.linear_layer
 class MaskedConv(nn.Module):
   """A convolution with a fixed 0/1 kernel mask and explicit padding.
 

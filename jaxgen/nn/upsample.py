@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxgen.core import precision
 from jaxgen.errors import ConfigError, choices
 
 Array = jax.Array
@@ -207,6 +208,7 @@ def _conv_per_phase(inputs: Array, kernel: Array, kernel_size: Sequence[int],
   return jnp.concatenate(outputs, axis=-1), [plan[2] for plan in plans]
 
 
+@precision.linear_layer
 class PhaseConvTranspose(nn.Module):
   """Drop-in `nn.ConvTranspose` computed as stride-1 convs plus a depth-to-space.
 

@@ -23,7 +23,7 @@ import ml_collections
 import optax
 
 from jaxgen import distributions
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.families.autoencoder import losses, settings as settings_lib
 from jaxgen.families.autoencoder.networks import (
@@ -91,20 +91,23 @@ def updated_code_moments(moments: dict[str, jax.Array], code: jax.Array,
 def make(config: ml_collections.ConfigDict, spec: Any, variant: str = "ae") -> Method:
   """The autoencoder variant `variant` ('ae', 'dae' or 'sae')."""
   s = settings_lib.resolve(config, spec, variant)
-  return _build(s, optim.make(config.optim, optim.schedule_horizon(config.train)))
+  return _build(s, optim.make(config.optim, optim.schedule_horizon(config.train)),
+                precision.compute_dtype(config))
 
 
-def _build(s: settings_lib.Settings, tx: optax.GradientTransformation) -> Method:
+def _build(s: settings_lib.Settings, tx: optax.GradientTransformation,
+           compute_dtype: str = "float32") -> Method:
   """The method's functions, closing over frozen settings only.
 
   Longer than most functions: one closure per `Method` field, sharing the
   networks and the settings; each closure is short.
   """
   m = s.model
-  encoder = Encoder(m.architecture, m.code_dim, m.hidden, m.channels,
-                    ACTIVATIONS[m.activation], CODE_ACTIVATIONS[m.code_activation])
-  decoder = Decoder(m.architecture, s.shape, m.hidden, m.channels,
-                    ACTIVATIONS[m.activation])
+  encoder = precision.wrap(Encoder(m.architecture, m.code_dim, m.hidden, m.channels,
+                                   ACTIVATIONS[m.activation],
+                                   CODE_ACTIVATIONS[m.code_activation]), compute_dtype)
+  decoder = precision.wrap(Decoder(m.architecture, s.shape, m.hidden, m.channels,
+                                   ACTIVATIONS[m.activation]), compute_dtype)
   dims = math.prod(s.shape)
   sparse = s.variant == "sae"
   # The ML variance of a Gaussian P(X | x~) (dae, mse): tracked in model_state.

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError
 from jaxgen.families.classifiers import losses, settings as settings_lib
@@ -58,6 +58,7 @@ class _Data:
 def make_nb(config: ml_collections.ConfigDict, spec: Any) -> Method:
   """Gaussian naive Bayes fit in closed form on each training batch."""
   s = settings_lib.resolve_nb(config.model)
+  precision.require_float32(config, "gaussian_nb", "a closed-form fit with no network")
   num_classes = _check_labels(spec, "gaussian_nb")
   shape = tuple(spec.shape)
   data = _Data(shape, s.train_on)
@@ -122,6 +123,8 @@ def make_nb(config: ml_collections.ConfigDict, spec: Any) -> Method:
 def make_lr(config: ml_collections.ConfigDict, spec: Any) -> Method:
   """Multinomial logistic regression with sklearn's L2 convention, trained by optax."""
   s = settings_lib.resolve_lr(config.model)
+  precision.require_float32(config, "logistic_regression",
+                            "a scikit-learn parity baseline, fitted in float32")
   num_classes = _check_labels(spec, "logistic_regression")
   shape = tuple(spec.shape)
   data = _Data(shape, s.train_on)

@@ -39,7 +39,7 @@ import ml_collections
 import optax
 
 from jaxgen import registry
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.data import codec as codec_lib
 from jaxgen.errors import ConfigError, choices
@@ -414,8 +414,11 @@ def build(config: ml_collections.ConfigDict, space: Space, num_classes: int | No
   s = settings_lib.resolve(config.model, space.shape, num_classes, ignore=ignore)
   model = Model(
       name=name, settings=s, schedule=schedules.get(s.schedule, s.timesteps),
-      space=space, denoiser=make_denoiser(s, space.shape, num_classes),
-      classifier=make_classifier(s, num_classes) if s.guidance == "classifier" else None,
+      space=space, denoiser=precision.wrap(make_denoiser(s, space.shape, num_classes),
+                                           precision.compute_dtype(config)),
+      classifier=(precision.wrap(make_classifier(s, num_classes),
+                                 precision.compute_dtype(config))
+                  if s.guidance == "classifier" else None),
       tx=optim.make(config.optim, optim.schedule_horizon(config.train)),
       ema=optim.ema(s.ema_decay),
       num_classes=int(num_classes or 0))

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxgen import registry
-from jaxgen.core import optim, rng
+from jaxgen.core import optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.families.gan import conditioning, objectives, settings, step, updates
 from jaxgen.families.gan.players import Players
@@ -46,7 +46,8 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
       s=s, objective=objective, condition=conditioning.STRATEGIES[kind](s),
       updates=updates.active(s, objective), shape=tuple(spec.shape),
       value_range=tuple(float(v) for v in spec.value_range),
-      output="tanh" if image_output else "linear")
+      output="tanh" if image_output else "linear",
+      compute_dtype=precision.compute_dtype(config))
   tx_g = optim.make(s.generator_optim, optim.schedule_horizon(config.train))
   tx_d = optim.make(s.discriminator_optim, optim.schedule_horizon(config.train) * s.n_critic)
   train_step = step.consensus_step if s.consensus else step.alternating_step

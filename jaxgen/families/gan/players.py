@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxgen.core import collectives, rng
+from jaxgen.core import collectives, precision, rng
 from jaxgen.families.gan import conditioning, losses, networks, objectives, tricks
 from jaxgen.families.gan import updates
 
@@ -34,20 +34,22 @@ class Players:
   shape: tuple[int, ...]
   value_range: tuple[float, float]
   output: str                          # 'tanh' (images) or 'linear'
+  compute_dtype: str = "float32"       # train.compute_dtype (core.precision)
 
   # ------------------------------------------------------------ networks
   def generator_net(self) -> networks.Generator:
     # Built at trace time so that BatchNorm sees the pmap axis, if any.
     s = self.s
-    return networks.Generator(
+    return precision.wrap(networks.Generator(
         architecture=s.architecture, output_shape=self.shape, value_range=self.value_range,
         output=self.output, hidden=s.generator_hidden, channels=s.generator_channels,
         norm=s.generator_norm, style_dim=s.style_dim, mapping_layers=s.mapping_layers,
-        style_noise=s.style_noise, axis_name=collectives.current_pmap_axis())
+        style_noise=s.style_noise, axis_name=collectives.current_pmap_axis()),
+        self.compute_dtype)
 
   def discriminator_net(self) -> networks.Discriminator:
     s = self.s
-    return networks.Discriminator(
+    return precision.wrap(networks.Discriminator(
         architecture="mlp" if s.architecture == "mlp" else "dcgan",
         input_shape=self.shape, value_range=self.value_range, output=self.output,
         hidden=s.discriminator_hidden, channels=s.discriminator_channels,
@@ -56,7 +58,8 @@ class Players:
         minibatch_kernel_dim=s.minibatch_kernel_dim, input_noise=s.input_noise,
         hidden_noise=s.hidden_noise, dropout=s.dropout,
         axis_name=collectives.current_pmap_axis(),
-        **({"score": False} if self.objective.autoencoder else self.condition.heads()))
+        **({"score": False} if self.objective.autoencoder else self.condition.heads())),
+        self.compute_dtype)
 
   @property
   def generator_noise(self) -> bool:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxgen.core import collectives, rng
+from jaxgen.core import collectives, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.families.gmm import losses, settings as settings_lib
 
@@ -45,6 +45,8 @@ def _protocol(m: settings_lib.ModelSettings, batch_size: int | None,
 def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   """The Gaussian mixture trained by EM, for `config` and the data `spec`."""
   m = settings_lib.resolve(config.model)
+  precision.require_float32(config, "gmm", "closed-form EM with no network; its "
+                            "covariances need float32")
   batch_size = config.get("data", {}).get("batch_size")
   return _build(m, tuple(spec.shape), _protocol(m, batch_size, spec.num_train))
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.data import codec as codec_lib
 from jaxgen.errors import ConfigError, choices
@@ -265,7 +265,7 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   """The `realnvp` method for `config` on data described by `spec`."""
   s = settings_lib.resolve(config, spec)
   codec = s.codec.dequantized_codec() if s.dequantize else s.codec
-  model = Model(settings=s, flow=make_flow(s),
+  model = Model(settings=s, flow=precision.wrap(make_flow(s), precision.compute_dtype(config)),
                 tx=optim.make(config.optim, optim.schedule_horizon(config.train)),
                 codec=codec)
   return Method(name="realnvp", init=functools.partial(init, model),

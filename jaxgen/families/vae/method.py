@@ -16,7 +16,7 @@ import ml_collections
 import optax
 
 from jaxgen import distributions
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError
 from jaxgen.families.vae import losses, settings as settings_lib
@@ -63,17 +63,18 @@ def make(config: ml_collections.ConfigDict, spec: Any, variant: str = "vae") -> 
   """The VAE variant `variant` ('vae', 'cvae' or 'iwae') for `config` and `spec`."""
   s = settings_lib.resolve(config, spec, variant)
   tx = optim.make(config.optim, optim.schedule_horizon(config.train))
-  return _build(s, tx)
+  return _build(s, tx, precision.compute_dtype(config))
 
 
-def _build(s: settings_lib.Settings, tx: optax.GradientTransformation) -> Method:
+def _build(s: settings_lib.Settings, tx: optax.GradientTransformation,
+           compute_dtype: str = "float32") -> Method:
   """The method's functions, closing over frozen settings only.
 
   Longer than most functions: one closure per `Method` field, sharing the
   networks and the settings; each closure is short.
   """
   m = s.model
-  encoder, decoder = _networks(s)
+  encoder, decoder = (precision.wrap(net, compute_dtype) for net in _networks(s))
   dims = math.prod(s.shape)
 
   def condition_of(labels: jax.Array | None, num: int) -> jax.Array | None:
