@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxgen.core import optim
+from jaxgen.core import optim, precision
 from jaxgen.core import settings as core_settings
 from jaxgen.core.settings import field
 from jaxgen.errors import ConfigError, choices
@@ -199,19 +199,21 @@ class Networks:
   value_range: tuple[float, float]
   generator_layers: tuple[tuple[str, ...], ...] = ()     # per stage
   discriminator_layers: tuple[tuple[str, ...], ...] = ()
+  compute_dtype: str = "float32"                          # train.compute_dtype
 
   @property
   def generator(self) -> nets_lib.ProgressiveGenerator:
     m = self.s.model
-    return nets_lib.ProgressiveGenerator(channels=m.channels, out_channels=self.shape[-1],
-                                         pixel_norm=m.pixel_norm, equalized=m.equalized_lr)
+    return precision.wrap(nets_lib.ProgressiveGenerator(
+        channels=m.channels, out_channels=self.shape[-1], pixel_norm=m.pixel_norm,
+        equalized=m.equalized_lr), self.compute_dtype)
 
   @property
   def discriminator(self) -> nets_lib.ProgressiveDiscriminator:
     m = self.s.model
-    return nets_lib.ProgressiveDiscriminator(channels=m.channels,
-                                             minibatch_group=m.minibatch_group,
-                                             equalized=m.equalized_lr)
+    return precision.wrap(nets_lib.ProgressiveDiscriminator(
+        channels=m.channels, minibatch_group=m.minibatch_group,
+        equalized=m.equalized_lr), self.compute_dtype)
 
   @property
   def num_stages(self) -> int:
@@ -270,7 +272,8 @@ def build_networks(config: ml_collections.ConfigDict, spec: Any) -> Networks:
   s = resolve(config, spec)
   nets = Networks(s=s, objective=objectives.get(s.model.objective),
                   shape=tuple(spec.shape),
-                  value_range=tuple(float(v) for v in spec.value_range))
+                  value_range=tuple(float(v) for v in spec.value_range),
+                  compute_dtype=precision.compute_dtype(config))
   z = jnp.zeros((2, s.model.latent_dim))
   channels = spec.shape[-1]
   return dataclasses.replace(

@@ -35,7 +35,7 @@ import ml_collections
 import optax
 
 from jaxgen import registry
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.data import codec as codec_lib
 from jaxgen.errors import ConfigError
@@ -247,7 +247,9 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   s, codec = settings_lib.resolve(config.model, spec)
   num_classes = int(spec.num_classes or 0) if s.conditional else 0
   model = Model(name="wavenet", settings=s, codec=codec, shape=tuple(spec.shape),
-                network=make_network(s, int(spec.shape[1]), codec.levels, num_classes),
+                network=precision.wrap(make_network(s, int(spec.shape[1]), codec.levels,
+                                                    num_classes),
+                                       precision.compute_dtype(config)),
                 tx=optim.make(config.optim, optim.schedule_horizon(config.train)),
                 num_classes=num_classes)
   return Method(name="wavenet", init=functools.partial(init, model),
