@@ -9,6 +9,7 @@
                 [--labels 0,1,2 | --class C] [--guidance W] [--out FILE.png|FILE.npz]
   jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
               [--out FILE.json]
+  jaxgen launch --processes N [--coordinator HOST:PORT] -- train ...   (docs/scaling.md)
 
 Bad input exits with status 2 and one line naming the problem and the valid
 choices; a run stopped by NaN/Inf exits with 1; SIGTERM/SIGINT save a checkpoint
@@ -121,6 +122,21 @@ def _parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--out", default=None,
                         help="FILE.json to write (default: WORKDIR/eval/<what was "
                              "asked>.json)")
+
+  launch = sub.add_parser(
+      "launch", help="run a command as N processes of one multi-process run",
+      description="Start N local processes of one run (jax.distributed): "
+                  "`jaxgen launch --processes 2 -- train vae --workdir runs/v`. "
+                  "Forwards SIGINT/SIGTERM to all; exits with the first failure's "
+                  "status. See docs/scaling.md for SLURM and several machines.")
+  launch.add_argument("--processes", type=int, required=True, help="number of processes")
+  launch.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                      help="coordinator address (default: 127.0.0.1 and a free port)")
+  launch.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+                      help="after one process fails, how long the others may take "
+                           "to end before they are killed (30)")
+  launch.add_argument("child", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                      help="a jaxgen command (train ...) or any program (python x.py)")
   return parser
 
 
@@ -181,6 +197,9 @@ def _train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+  from jaxgen.engine import parallel  # pylint: disable=import-outside-toplevel
+  # Before anything can start a JAX backend (a no-op for one process).
+  parallel.maybe_initialize_distributed()
   from jaxgen import api  # pylint: disable=import-outside-toplevel
   config = _train_config(args)
   if args.no_progress:
@@ -188,9 +207,13 @@ def _train(args: argparse.Namespace) -> int:
   workdir = args.workdir or _default_workdir(config.method, config.data.name)
   result = api.fit(config, workdir=workdir, resume=args.resume,
                    overwrite=args.overwrite)
-  print(f"workdir: {result.workdir}")
+  main = parallel.is_main_process()   # process 0 reports
+  if main:
+    print(f"workdir: {result.workdir}")
   if result.status == "interrupted":
     return 128 + result.stop_signal
+  if not main:
+    return 0
   if result.metrics.get("eval"):
     print("eval: " + json.dumps(result.metrics["eval"]))
   for name in ("samples.png", "reconstructions.png", "eval.json", "metrics.jsonl"):
@@ -292,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       return _train(args)
     if args.command == "sample":
       return _sample(args)
+    if args.command == "launch":
+      from jaxgen import launch  # pylint: disable=import-outside-toplevel
+      child = args.child[1:] if args.child[:1] == ["--"] else args.child
+      return launch.launch(child, args.processes, args.coordinator, args.grace)
     return _eval(args)
   except UserError as error:
     print(f"jaxgen: error: {_as_flags(str(error))}", file=sys.stderr)
