@@ -1,0 +1,103 @@
+"""The runs of tests/engine/test_multiprocess.py, in every process of a multi-process job.
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+    python -m jaxgen launch --processes 2 -- python tests/engine/multiprocess_driver.py ROOT
+
+Each process runs the same `jaxgen.fit` calls (one `jax.distributed` session
+for all of them, so the job starts once), into ROOT/<name>:
+
+* vae: a tiny VAE, uninterrupted, with a final evaluation on a split that the
+  eval batch does not divide (padding masked);
+* vae_signalled: the same run stopped by a SIGTERM that only process 0
+  receives (the processes must agree on the step), then resumed;
+* gan, gan_resumed: a tiny GAN uninterrupted, and stopped at step K then resumed;
+* vae_fsdp: the VAE with train.strategy=fsdp.
+
+The test compares the saved checkpoints with one-process runs of the same
+configs (`configs()`), and the resumed runs with the uninterrupted ones.
+"""
+
+import copy
+import json
+import os
+import pathlib
+import signal
+import sys
+import threading
+import time
+
+STEPS = 96            # long enough for a signal to land before the end
+GAN_STEPS, GAN_STOP = 12, 5
+
+
+def configs():
+  """name -> config of every run (the test builds its references from these)."""
+  from jaxgen import config as config_lib  # pylint: disable=import-outside-toplevel
+  common = ["train.progress=False", "train.num_samples=0", "train.tensorboard='off'",
+            f"train.schedule_steps={STEPS}"]
+  vae = config_lib.get_config("vae")
+  config_lib.apply_overrides(vae, [
+      *common, "model.hidden=(32,)", "model.latent_dim=2", "data.batch_size=16",
+      "optim.learning_rate=0.003", "train.log_every=1", "train.eval_batch_size=24",
+      "train.checkpoint_every=0", f"train.steps={STEPS}"])
+  gan = config_lib.get_config("gan", "toy2d:ring8")
+  config_lib.apply_overrides(gan, [
+      *common, "model.generator_hidden=(8,)", "model.discriminator_hidden=(8,)",
+      "model.latent_dim=3", "data.batch_size=16", "train.final_eval=False",
+      "train.coverage_samples=0", f"train.steps={GAN_STEPS}"])
+  fsdp = config_lib.from_dict(config_lib.to_dict(vae))
+  config_lib.apply_overrides(fsdp, ["train.strategy='fsdp'", "model.hidden=(256,)",
+                                    "train.final_eval=False"])
+  return {"vae": vae, "gan": gan, "vae_fsdp": fsdp}
+
+
+def _signal_self_after(metrics: pathlib.Path, step: int) -> threading.Thread:
+  """SIGTERM to this process once `metrics` records `step` (process 0 only)."""
+
+  def watch():
+    while True:
+      try:
+        lines = metrics.read_text(encoding="utf-8").splitlines()
+      except OSError:
+        lines = []
+      if any(json.loads(l).get("step", 0) >= step for l in lines if l.endswith("}")):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+      time.sleep(0.002)
+
+  thread = threading.Thread(target=watch, daemon=True)
+  thread.start()
+  return thread
+
+
+def main(root: str) -> None:
+  import jax  # pylint: disable=import-outside-toplevel
+  import jaxgen  # pylint: disable=import-outside-toplevel
+  from jaxgen.engine import parallel  # pylint: disable=import-outside-toplevel
+  assert parallel.maybe_initialize_distributed(), "not started by jaxgen launch"
+  root = pathlib.Path(root)
+  runs = configs()
+  report = {"process": jax.process_index(), "processes": jax.process_count(),
+            "local_devices": jax.local_device_count(), "devices": jax.device_count()}
+
+  jaxgen.fit(runs["vae"], workdir=root / "vae")
+
+  if jax.process_index() == 0:
+    _signal_self_after(root / "vae_signalled" / "metrics.jsonl", 2)
+  stopped = jaxgen.fit(runs["vae"], workdir=root / "vae_signalled")
+  report["vae_signalled"] = {"status": stopped.status, "signal": stopped.stop_signal,
+                             "step": int(jax.device_get(stopped.state.step))}
+  jaxgen.fit(runs["vae"], workdir=root / "vae_signalled", resume=True)
+
+  jaxgen.fit(runs["gan"], workdir=root / "gan")
+  first = copy.deepcopy(runs["gan"])
+  first.train.steps = GAN_STOP
+  jaxgen.fit(first, workdir=root / "gan_resumed")
+  jaxgen.fit(runs["gan"], workdir=root / "gan_resumed", resume=True)
+
+  jaxgen.fit(runs["vae_fsdp"], workdir=root / "vae_fsdp")
+  (root / f"report{jax.process_index()}.json").write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1])
