@@ -7,7 +7,8 @@ Each process runs the same `jaxgen.fit` calls (one `jax.distributed` session
 for all of them, so the job starts once), into ROOT/<name>:
 
 * vae: a tiny VAE, uninterrupted, with a final evaluation on a split that the
-  eval batch does not divide (padding masked);
+  eval batch does not divide (padding masked); then the same again into its
+  workdir, which process 0 refuses (and so every process);
 * vae_signalled: the same run stopped by a SIGTERM that only process 0
   receives (the processes must agree on the step), then resumed;
 * gan, gan_resumed: a small GAN under train.strategy=fsdp (its 64x64 kernels
@@ -32,19 +33,22 @@ STEPS = 40            # long enough for a signal to land before the end
 GAN_STEPS, GAN_STOP = 12, 5
 
 
+COMMON = ["train.progress=False", "train.num_samples=0", "train.tensorboard=off",
+          f"train.schedule_steps={STEPS}"]
+# The VAE on digits, also trained through `jaxgen launch -- train vae --set ...`.
+VAE = [*COMMON, "model.hidden=(32,)", "model.latent_dim=2", "data.batch_size=16",
+       "optim.learning_rate=0.003", "train.log_every=1", "train.eval_batch_size=24",
+       "train.checkpoint_every=0"]
+
+
 def configs():
   """name -> config of every run (the test builds its references from these)."""
   from jaxgen import config as config_lib  # pylint: disable=import-outside-toplevel
-  common = ["train.progress=False", "train.num_samples=0", "train.tensorboard='off'",
-            f"train.schedule_steps={STEPS}"]
   vae = config_lib.get_config("vae")
-  config_lib.apply_overrides(vae, [
-      *common, "model.hidden=(32,)", "model.latent_dim=2", "data.batch_size=16",
-      "optim.learning_rate=0.003", "train.log_every=1", "train.eval_batch_size=24",
-      "train.checkpoint_every=0", f"train.steps={STEPS}"])
+  config_lib.apply_overrides(vae, [*VAE, f"train.steps={STEPS}"])
   gan = config_lib.get_config("gan", "toy2d:ring8")
   config_lib.apply_overrides(gan, [
-      *common, "model.generator_hidden=(64, 64)", "model.discriminator_hidden=(64, 64)",
+      *COMMON, "model.generator_hidden=(64, 64)", "model.discriminator_hidden=(64, 64)",
       "model.latent_dim=3", "data.batch_size=16", "train.final_eval=False",
       "train.coverage_samples=0", f"train.steps={GAN_STEPS}", "train.strategy='fsdp'"])
   return {"vae": vae, "gan": gan}
@@ -74,6 +78,7 @@ def main(root: str) -> None:
   import jax  # pylint: disable=import-outside-toplevel
   import jaxgen  # pylint: disable=import-outside-toplevel
   from jaxgen.engine import parallel  # pylint: disable=import-outside-toplevel
+  from jaxgen.errors import WorkdirError  # pylint: disable=import-outside-toplevel
   assert parallel.maybe_initialize_distributed(), "not started by jaxgen launch"
   imported = time.perf_counter() - started
   root = pathlib.Path(root)
@@ -96,6 +101,10 @@ def main(root: str) -> None:
 
   jaxgen.fit(runs["vae"], workdir=root / "vae")
   lap("vae")
+  try:  # a workdir that holds a run: refused by process 0, and so by all
+    jaxgen.fit(runs["vae"], workdir=root / "vae")
+  except WorkdirError as error:
+    report["refused"] = str(error)
 
   if jax.process_index() == 0:
     _signal_self_after(root / "vae_signalled" / "metrics.jsonl", 2)

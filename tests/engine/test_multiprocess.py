@@ -67,6 +67,19 @@ def two_processes(tmp_path_factory):
   return root
 
 
+def _launch_train(root, *args):
+  """`jaxgen launch --processes 2 -- train vae ...` with the driver's VAE settings
+  (its compiled programs are in the driver's cache)."""
+  env = {**_child_env(2), "JAX_COMPILATION_CACHE_DIR": str(root / "xla_cache"),
+         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+         "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+  overrides = [item for o in _driver().VAE for item in ("--set", o)]
+  return subprocess.run(
+      [sys.executable, "-m", "jaxgen", "launch", "--processes", "2", "--grace", "20",
+       "--", "train", "vae", *overrides, *args],
+      env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+
+
 # ---------------------------------------------------------------- slow: 2 x 2
 @pytest.mark.slow
 def test_two_processes_match_one_process_and_resume_bitwise(two_processes):
@@ -105,6 +118,11 @@ def test_two_processes_match_one_process_and_resume_bitwise(two_processes):
   assert_trees_equal(_params(root / "vae_signalled"), _params(root / "vae"))
   assert_trees_equal(_params(root / "gan_resumed"), _params(root / "gan"))
 
+  # A workdir that holds a run: process 0 refuses it and says why, the other
+  # process stops with it (no process waits for the other).
+  assert "already holds a run" in reports[0]["refused"]
+  assert "process 0 refused workdir" in reports[1]["refused"]
+
   # Only process 0 wrote the logs and run.json: each step once.
   steps = [r["step"] for r in map(json.loads, (root / "vae").joinpath(
       "metrics.jsonl").read_text().splitlines()) if r["split"] == "train"]
@@ -114,6 +132,18 @@ def test_two_processes_match_one_process_and_resume_bitwise(two_processes):
   assert len(run["sessions"][0]["devices"]) == 4
   gan_run = json.loads((root / "gan_resumed" / "run.json").read_text())
   assert [s["strategy"] for s in gan_run["sessions"]] == ["fsdp", "fsdp"]
+
+
+@pytest.mark.slow
+def test_launch_train_through_the_command_line(two_processes):
+  root = two_processes
+  done = _launch_train(root, "--steps", "3", "--workdir", str(root / "cli"))
+  assert done.returncode == 0, done.stderr[-4000:]
+  assert done.stdout.count("workdir: ") == 1          # process 0 reports
+  steps = [r["step"] for r in map(json.loads, (root / "cli" / "metrics.jsonl")
+                                  .read_text().splitlines()) if r["split"] == "train"]
+  assert steps == [1, 2, 3]
+  assert (root / "cli" / "eval.json").exists() and (root / "cli" / "checkpoints" / "3").is_dir()
 
 
 # ------------------------------------------------------------------- launcher
