@@ -10,6 +10,7 @@
                 [--complete IMAGES.npz]
   jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
               [--out FILE.json]
+  jaxgen launch --processes N [--coordinator HOST:PORT] -- train ...   (docs/scaling.md)
 
 Compiled programs are kept in a persistent compilation cache
 ($JAXGEN_COMPILE_CACHE, else $XDG_CACHE_HOME/jaxgen/xla or ~/.cache/jaxgen/xla),
@@ -145,6 +146,21 @@ def _parser() -> argparse.ArgumentParser:
         help="do not keep compiled programs in the persistent compilation cache "
              "($JAXGEN_COMPILE_CACHE, else $XDG_CACHE_HOME/jaxgen/xla or "
              "~/.cache/jaxgen/xla; JAXGEN_COMPILE_CACHE=off also turns it off)")
+
+  launch = sub.add_parser(
+      "launch", help="run a command as N processes of one multi-process run",
+      description="Start N local processes of one run (jax.distributed): "
+                  "`jaxgen launch --processes 2 -- train vae --workdir runs/v`. "
+                  "Forwards SIGINT/SIGTERM to all; exits with the first failure's "
+                  "status. See docs/scaling.md for SLURM and several machines.")
+  launch.add_argument("--processes", type=int, required=True, help="number of processes")
+  launch.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                      help="coordinator address (default: 127.0.0.1 and a free port)")
+  launch.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+                      help="after one process fails, how long the others may take "
+                           "to end before they are killed (30)")
+  launch.add_argument("child", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                      help="a jaxgen command (train ...) or any program (python x.py)")
   return parser
 
 
@@ -205,6 +221,9 @@ def _train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+  from jaxgen.engine import parallel  # pylint: disable=import-outside-toplevel
+  # Before anything can start a JAX backend (a no-op for one process).
+  parallel.maybe_initialize_distributed()
   from jaxgen import api  # pylint: disable=import-outside-toplevel
   config = _train_config(args)
   if args.no_progress:
@@ -212,9 +231,13 @@ def _train(args: argparse.Namespace) -> int:
   workdir = args.workdir or _default_workdir(config.method, config.data.name)
   result = api.fit(config, workdir=workdir, resume=args.resume,
                    overwrite=args.overwrite)
-  print(f"workdir: {result.workdir}")
+  main = parallel.is_main_process()   # process 0 reports
+  if main:
+    print(f"workdir: {result.workdir}")
   if result.status == "interrupted":
     return 128 + result.stop_signal
+  if not main:
+    return 0
   if result.metrics.get("eval"):
     print("eval: " + json.dumps(result.metrics["eval"]))
   for name in ("samples.png", "reconstructions.png", "eval.json", "metrics.jsonl"):
@@ -348,6 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
       _list()
       return 0
+    if args.command == "launch":   # the children set up their own cache
+      from jaxgen import launch  # pylint: disable=import-outside-toplevel
+      child = args.child[1:] if args.child[:1] == ["--"] else args.child
+      return launch.launch(child, args.processes, args.coordinator, args.grace)
     from jaxgen import _compile_cache  # pylint: disable=import-outside-toplevel
     _compile_cache.enable(disabled=args.no_compile_cache)
     if args.command == "train":

@@ -3,6 +3,13 @@
 Orbax writes each checkpoint into a temporary folder and renames it into place
 once complete, and deletes old checkpoints only after the new one is committed,
 so an interrupted save never destroys the last good checkpoint.
+
+With several processes every process calls `save` and `restore` (they are
+collective): each writes and reads the shards its devices hold (a replicated
+array is written once), process 0 writes the JSON items and commits. The
+folder must be one that every process sees (a shared filesystem). The data
+position is the same on every process (the index of the next global batch),
+so a run resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -128,7 +135,11 @@ class Checkpointer:
     self._manager.close()
 
 
-def abstract_like(tree: Any, sharding: jax.sharding.Sharding) -> Any:
-  """ShapeDtypeStructs of `tree` (e.g. from `jax.eval_shape`) placed on `sharding`."""
+def abstract_like(tree: Any, sharding: Any) -> Any:
+  """ShapeDtypeStructs of `tree` (e.g. from `jax.eval_shape`) placed on `sharding`:
+  one Sharding for every array, or a tree of them shaped like `tree` (fsdp)."""
+  if isinstance(sharding, jax.sharding.Sharding):
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, sharding)

@@ -190,8 +190,11 @@ class Evaluation:
     eval_fn = self._compiled_per_example()
     totals: dict[str, np.ndarray] = {}
     count = 0.0
-    process, processes = jax.process_index(), jax.process_count()
-    batches = data_lib.eval_batches(dataset, split=split, batch_size=batch_size)
+    # Each process reads only the rows of every batch that its devices hold.
+    process, processes = self.strategy.data_shard()
+    share = slice(process * batch_size // processes, (process + 1) * batch_size // processes)
+    batches = data_lib.eval_batches(dataset, split=split, batch_size=batch_size,
+                                    process_index=process, process_count=processes)
     limit = self.num_examples
     size = len(dataset.split(split))
     size = size if limit is None else min(size, limit)
@@ -203,15 +206,14 @@ class Evaluation:
       # The global index of every row (padding rows run past the split and
       # are masked out), sharded with the batch.
       index = np.arange(start, start + batch_size, dtype=np.int32)
-      batch = {**batch, "index": index}
+      # The mask of the whole global batch, known on every process: the
+      # evaluation's values come back whole (replicated).
+      mask = (index < size).astype(np.float64)
+      batch = {**batch, "index": index[share]}
       if limit is not None:
-        batch["mask"] = batch["mask"] * (index < limit).astype(batch["mask"].dtype)
-      if processes > 1:
-        share = batch_size // processes
-        batch = {k: v[process * share:(process + 1) * share] for k, v in batch.items()}
+        batch["mask"] = batch["mask"] * (index[share] < limit).astype(batch["mask"].dtype)
       device_batch = self.strategy.put_eval_batch(batch)
       values = jax.device_get(eval_fn(state, device_batch, keys))
-      mask = np.asarray(jax.device_get(device_batch["mask"]), np.float64)
       for name, per_example in values.items():
         per_example = np.asarray(per_example, np.float64)
         # np.where, not a product: a padding row's value may be inf or NaN
@@ -234,7 +236,7 @@ class Evaluation:
     sizes = evaluator.chunk_sizes()
     for size in sizes:
       if size not in self._sample_fns:
-        self._sample_fns[size] = jax.jit(
+        self._sample_fns[size] = self.strategy.compile_replicated(
             lambda s, k, n=size: self.method.sample(s, k, n))
 
     replicas = self._replicas(state)
@@ -265,7 +267,7 @@ class Evaluation:
                        ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     keys, rule = self.base_keys(MODEL_EVAL_SALT)
     if evaluator.name not in self._model_fns:
-      self._model_fns[evaluator.name] = jax.jit(evaluator.fn)
+      self._model_fns[evaluator.name] = self.strategy.compile_replicated(evaluator.fn)
     fn = self._model_fns[evaluator.name]
     replica_keys = keys if self.multi else keys[None]
     results = [jax.device_get(fn(r, jax.random.fold_in(replica_keys[i],

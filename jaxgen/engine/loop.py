@@ -39,7 +39,7 @@ from jaxgen.engine import logs
 from jaxgen.engine import parallel
 from jaxgen.engine import runs
 from jaxgen.engine import workdir as workdir_lib
-from jaxgen.errors import ConfigError, NonFiniteError, choices
+from jaxgen.errors import ConfigError, NonFiniteError, UserError, WorkdirError, choices
 
 # Salt of the fixed key of sample grids and reconstructions, so that it never
 # coincides with training keys and stays the same over a run. (Evaluation
@@ -47,6 +47,9 @@ from jaxgen.errors import ConfigError, NonFiniteError, choices
 SAMPLE_SALT = 0x5A3B1
 # Metrics are fetched from the devices in groups of this many steps.
 _SYNC_EVERY = 8
+# With several processes, whether a stop signal arrived (at any of them) is
+# agreed every this many steps, so that all stop and save at the same step.
+_STOP_AGREE_EVERY = 8
 
 
 @dataclasses.dataclass
@@ -192,8 +195,7 @@ class Trainer:
     self.dataset = self._load_data(config, workdir, resume)
     self.spec = self.dataset.spec
     self.method = runs.build_method(config, self.spec)
-    self.workdir = (workdir_lib.prepare(workdir, self.config_dict, resume=resume,
-                                        overwrite=overwrite)
+    self.workdir = (self._prepare_workdir(workdir, resume, overwrite)
                     if workdir is not None else None)
     self.resume = resume
     self.writer = logs.MetricWriter(self.workdir, self.tc.tensorboard, self.is_main)
@@ -213,11 +215,30 @@ class Trainer:
     self._reconstruct_fn = None
     self._progress: logs.Progress | None = None
 
+  def _prepare_workdir(self, workdir: str | pathlib.Path, resume: bool,
+                       overwrite: bool) -> pathlib.Path:
+    """Checks, locks and prepares the workdir: on process 0 only, the others
+    learn whether it succeeded (a run needs one shared workdir)."""
+    if jax.process_count() == 1:
+      return workdir_lib.prepare(workdir, self.config_dict, resume=resume,
+                                 overwrite=overwrite)
+    error = None
+    if self.is_main:
+      try:
+        workdir_lib.prepare(workdir, self.config_dict, resume=resume, overwrite=overwrite)
+      except UserError as caught:
+        error = caught
+    if not parallel.broadcast_from_main(error is None):
+      raise error or WorkdirError(f"process 0 refused workdir {str(workdir)!r} "
+                                  "(its error says why)")
+    return pathlib.Path(workdir)
+
   # ------------------------------------------------------------------ data
   def _iterators(self) -> list[Any]:
+    index, count = self.strategy.data_shard()
     return [data_lib.train_iterator(
         self.dataset, batch_size=self.config.data.batch_size, seed=s,
-        process_index=jax.process_index(), process_count=jax.process_count())
+        process_index=index, process_count=count)
             for s in self.seeds]
 
   def _next(self, iterators: list[Any]) -> dict[str, np.ndarray]:
@@ -274,14 +295,16 @@ class Trainer:
       example = jax.tree.map(lambda v: v[0], example) if self.multi else example
     if latest is None:
       return self.strategy.init(self._init_fn(), keys, example)
-    abstract = jax.eval_shape(self._init_fn(), keys, example)
-    sharding = (self.strategy.replicated_sharding() if self.strategy.name == "jit"
-                else jax.sharding.SingleDeviceSharding(self.strategy.devices[0]))
+    # Shapes from the global batch (a process holds only its rows of `example`).
+    abstract = jax.eval_shape(self._init_fn(), keys, self.strategy.put_batch(example)
+                              if self.strategy.on_mesh else example)
     latest, state, data_states, _ = self.checkpointer.restore_newest(
-        checkpoint_lib.abstract_like(abstract, sharding), quarantine=True)
+        checkpoint_lib.abstract_like(abstract, self.strategy.restore_sharding(abstract)),
+        quarantine=self.is_main)
     # Records of the steps after the checkpoint are redone: drop them (and a
     # line torn by a kill) so the log holds each step once.
-    workdir_lib.truncate_log(self.workdir, latest)
+    if self.is_main:
+      workdir_lib.truncate_log(self.workdir, latest)
     if len(data_states) != len(iterators):
       raise ConfigError(f"checkpoint {latest} holds {len(data_states)} data "
                         f"streams, the config trains {len(iterators)} seeds")
@@ -333,18 +356,23 @@ class Trainer:
     state = self.strategy.unreplicate(state)
     if num not in self._sample_fns:
       fn = lambda s, k: self.method.sample(s, k, num)  # noqa: E731
-      self._sample_fns[num] = jax.jit(jax.vmap(fn) if self.multi else fn)
+      self._sample_fns[num] = self.strategy.compile_replicated(
+          jax.vmap(fn) if self.multi else fn)
     if key is None:
       key = fixed_keys(self.seeds, SAMPLE_SALT, self.multi)
     return np.asarray(jax.device_get(self._sample_fns[num](state, key)))
 
   def write_images(self, state: TrainState, step: int, final: bool) -> None:
     """Writes the sample grid (and reconstructions) for `step`."""
-    if (self.workdir is None or not self.is_main or not self.tc.num_samples
-        or self.method.sample is None):
+    if self.workdir is None or not self.tc.num_samples or self.method.sample is None:
       return
     name = "samples.png" if final else f"samples/step_{step:07d}.png"
+    # Every process samples (one program over all devices); process 0 writes.
     samples = self.sample(state, self.tc.num_samples)
+    if self.method.reconstruct is not None and viz.samples.shows_images(self.spec):
+      self._write_reconstructions(state, step, final)
+    if not self.is_main:
+      return
     if self.multi:
       samples = samples[0]  # the first seed's replica; all are in the checkpoint
     reference = None
@@ -353,20 +381,20 @@ class Trainer:
           self.dataset, split="test", batch_size=min(2000, self.spec.num_test))))["x"]
     viz.write_samples(self.workdir / name, samples, self.spec, reference,
                       title=f"{self.config.method} step {step}")
-    if self.method.reconstruct is not None and viz.samples.shows_images(self.spec):
-      self._write_reconstructions(state, step, final)
 
   def _write_reconstructions(self, state: TrainState, step: int, final: bool) -> None:
     state = self.strategy.unreplicate(state)
     if self._reconstruct_fn is None:
       fn = self.method.reconstruct
-      self._reconstruct_fn = jax.jit(
+      self._reconstruct_fn = self.strategy.compile_replicated(
           jax.vmap(fn, in_axes=(0, None, 0)) if self.multi else fn)
     batch = next(iter(data_lib.eval_batches(self.dataset, split="test",
                                             batch_size=32)))
     batch = {k: v for k, v in batch.items() if k != "mask"}
     recon = np.asarray(self._reconstruct_fn(
         state, batch, fixed_keys(self.seeds, SAMPLE_SALT, self.multi)))
+    if not self.is_main:
+      return
     if self.multi:
       recon = recon[0]
     name = ("reconstructions.png" if final
@@ -484,7 +512,7 @@ class Trainer:
           # step it has just dispatched and the devices stay busy.
           drain(leave=1)
           progress.update(step, _last_loss(window))
-        interrupted = stop.received is not None
+        interrupted = self._stop_requested(stop, step)
         is_last = step == total
         if not (interrupted or is_last or _due(step, self.tc.log_every)
                 or _due(step, self.tc.eval_every) or _due(step, self.tc.sample_every)
@@ -502,9 +530,9 @@ class Trainer:
           last_train = _collect(means, self.multi)
         if interrupted:
           self._save(state, iterators, step)
-          stop_signal = int(stop.received)
+          stop_signal = int(interrupted)
           progress.write(
-              f"stopped by {signal.Signals(stop.received).name} at step {step}"
+              f"stopped by {signal.Signals(stop_signal).name} at step {step}"
               + (f"; checkpoint saved in {self.workdir}; continue with --resume"
                  if self.workdir is not None else ""))
           break
@@ -515,6 +543,19 @@ class Trainer:
         if _due(step, self.tc.sample_every) and not is_last:
           self.write_images(state, step, final=False)
     return state, step, last_train, last_eval, stop_signal
+
+  def _stop_requested(self, stop: _StopSignals, step: int) -> int:
+    """The signal that stops the run after `step`, or 0.
+
+    One process: as soon as one arrived. Several: every _STOP_AGREE_EVERY
+    steps the processes agree (a collective) on whether any of them received
+    one, so that all stop, save and exit at the same step.
+    """
+    if jax.process_count() == 1:
+      return stop.received or 0
+    if step % _STOP_AGREE_EVERY:
+      return 0
+    return parallel.max_over_processes(stop.received or 0)
 
   def _bad_seeds(self, host: dict[str, np.ndarray], bad: list[str]) -> list[int | None]:
     """The seeds whose replicas have a non-finite value among `bad` metrics."""
