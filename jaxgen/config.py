@@ -58,7 +58,7 @@ def train_config() -> ml_collections.ConfigDict:
       # turns convolutions into slow grouped convolutions). Init, evaluation
       # and sampling are vmapped either way.
       seed_strategy="vmap",
-      strategy="jit",        # "jit" (device mesh + shardings) or "pmap"
+      strategy="jit",        # "jit" (device mesh + shardings), "fsdp" (state sharded too) or "pmap"
       num_devices=0,         # 0: all devices
       log_every=50,
       eval_every=500,        # 0: only at the end
