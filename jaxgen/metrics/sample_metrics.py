@@ -55,9 +55,9 @@ _CACHE_FORMAT = "jaxgen-reference-features-v1"
 def parse_metrics(names: str | Iterable[str]) -> tuple[str, ...]:
   """'fid,kid' or ["fid", "kid"] -> ("fid", "kid"); one-line error for unknown names."""
   if isinstance(names, str):
-    names = names.split(",")
+    names = [names]
   parsed: list[str] = []
-  for name in names:
+  for name in (part for item in names for part in str(item).split(",")):
     name = str(name).strip().lower()
     if not name:
       continue

@@ -151,3 +151,29 @@ def test_fid_command_between_folders_and_npz(capsys, tmp_path):
   code, _, err = run_main(capsys, "fid", str(folder), str(tmp_path / "b.npz"),
                           "--network", "vgg")
   assert code == 2 and "network 'vgg' is not valid" in err
+
+
+def test_training_evaluates_the_metrics_of_train_eval_metrics(tmp_path):
+  config = tiny_vae(steps=4, final_eval=True, eval_every=2)
+  config.train.eval_metrics = ("fid", "pr")
+  config.train.eval_metric_samples = 150
+  jaxgen.fit(config, workdir=tmp_path / "run")
+  records = [json.loads(line) for line in
+             (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  evaluated = [r for r in records if r.get("split") == "test"]
+  assert [r["step"] for r in evaluated] == [2, 4]
+  for record in evaluated:
+    assert record["fid_lenet_digits"] > 0 and "pr_lenet_digits_recall" in record
+    assert "elbo" in record                      # beside the method's own numbers
+    assert record["protocol"]["lenet_digits"]["generated"] == 150
+  final = json.loads((tmp_path / "run" / "eval.json").read_text())
+  assert final["metrics"]["fid_lenet_digits"] == evaluated[-1]["fid_lenet_digits"]
+  # The final evaluation's metrics repeat with jaxgen.evaluate.
+  again = jaxgen.evaluate(tmp_path / "run", metrics="fid,pr", num=150, save=False,
+                          progress=False, overrides=["metrics.chunk_size=2500"])
+  assert again["metrics"]["fid_lenet_digits"] == final["metrics"]["fid_lenet_digits"]
+  bad = tiny_vae(steps=1)
+  bad.train.eval_metrics = ("fid", "fld")
+  with pytest.raises(jaxgen.errors.ConfigError, match="train.eval_metrics: unknown metric 'fld'"):
+    jaxgen.fit(bad, workdir=tmp_path / "bad")
+  assert not (tmp_path / "bad").exists()
