@@ -490,6 +490,11 @@ def evaluate(run: LoadedRun | str | pathlib.Path, seed: int | None = None,
   dataset = (data_lib.from_config(run.config.data) if runner.per_example else None)
   config_dict = config_lib.to_dict(run.config)
   means, protocol = runner.run(state, dataset, run.step, split, config_dict)
+  if names is not None:
+    # No test example was evaluated: the per-example keys do not apply.
+    for key in ("split", "num_examples", "eval_key"):
+      protocol.pop(key, None)
+    protocol["metrics_asked"] = list(names)
   if items:
     protocol["config_overrides"] = items
   writer = logs.MetricWriter(run.workdir if save else None, tensorboard="off")

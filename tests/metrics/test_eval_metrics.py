@@ -60,6 +60,8 @@ def test_metrics_are_named_after_the_network_repeat_and_record_their_protocol(
                                         "subset_size": 100, "subset_seed": 3}
   assert "fold_in(PRNGKey(3)" in protocol["sample_key"]
   assert protocol["jaxgen_version"] == jaxgen.__version__
+  assert first["protocol"]["metrics_asked"] == ["fid", "kid", "is", "pr"]
+  assert "num_examples" not in first["protocol"]     # no test example was evaluated
   # The second run read the reference features from the cache.
   assert second["protocol"]["lenet_digits"]["reference"]["cached"] is True
   # Another seed draws other samples.
