@@ -155,6 +155,7 @@ def test_fid_command_between_folders_and_npz(capsys, tmp_path):
   assert code == 2 and "network 'vgg' is not valid" in err
 
 
+@pytest.mark.slow
 def test_training_evaluates_the_metrics_of_train_eval_metrics(tmp_path):
   config = tiny_vae(steps=4, final_eval=True, eval_every=2)
   config.train.eval_metrics = ("fid", "pr")
