@@ -295,7 +295,8 @@ def metric_protocol(names: Iterable[str], options: MetricOptions, seed: int) -> 
   described = {
       "fid": {"estimator": "Frechet distance, float64 sqrtm (pytorch-fid's)"},
       "kid": {"kernel": "(x.y/d + 1)^3", "subsets": options.kid_subsets,
-              "subset_size": options.kid_subset_size, "subset_seed": seed},
+              "subset_size": options.kid_subset_size, "subset_seed": seed,
+              "subset_size_cap": "the smaller of the two feature sets"},
       "is": {"splits": options.is_splits, "shuffle": False},
       "pr": {"k": options.pr_k},
       "dc": {"k": options.dc_k},

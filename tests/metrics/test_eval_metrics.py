@@ -57,7 +57,8 @@ def test_metrics_are_named_after_the_network_repeat_and_record_their_protocol(
   assert protocol["resize"].startswith("none")
   assert protocol["sampler_settings"]["latent_dim"] == 2
   assert protocol["metrics"]["kid"] == {"kernel": "(x.y/d + 1)^3", "subsets": 10,
-                                        "subset_size": 100, "subset_seed": 3}
+                                        "subset_size": 100, "subset_seed": 3,
+                                        "subset_size_cap": "the smaller of the two feature sets"}
   assert "fold_in(PRNGKey(3)" in protocol["sample_key"]
   assert protocol["jaxgen_version"] == jaxgen.__version__
   assert first["protocol"]["metrics_asked"] == ["fid", "kid", "is", "pr"]
