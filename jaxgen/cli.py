@@ -9,7 +9,8 @@
                 [--labels 0,1,2 | --class C] [--guidance W] [--out FILE.png|FILE.npz]
                 [--complete IMAGES.npz]
   jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
-              [--out FILE.json]
+              [--metrics fid,kid,is,pr,dc,modes] [--out FILE.json]
+  jaxgen fid A B [--network inception|lenet_mnist|lenet_digits] [--metrics fid,kid]
   jaxgen launch --processes N [--coordinator HOST:PORT] -- train ...   (docs/scaling.md)
 
 Compiled programs are kept in a persistent compilation cache
@@ -130,13 +131,21 @@ def _parser() -> argparse.ArgumentParser:
                         help="the checkpoint to evaluate (default: the newest)")
   evaluate.add_argument("--num", type=int, default=None,
                         help="evaluate the first NUM test examples (default: all); "
-                             "each keeps its own key")
+                             "each keeps its own key; with --metrics: draw NUM "
+                             "samples (default 10000)")
   evaluate.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="change an evaluation-time setting, e.g. "
                              "model.eval_importance_samples=5000 (VAE) or "
                              "train.eval_batch_size=256; training settings and "
                              "settings that change the parameters' shapes are refused")
+  evaluate.add_argument("--metrics", default=None, metavar="NAMES",
+                        help="sample metrics instead of the method's own evaluation, "
+                             "comma-separated: fid, kid, is, pr (precision/recall), "
+                             "dc (density/coverage), modes; named after the feature "
+                             "network (fid_lenet_digits, fid_inception, ...). Set "
+                             "metrics.inception_weights=PATH, metrics.network, "
+                             "metrics.chunk_size, metrics.reference_split with --set")
   evaluate.add_argument("--out", default=None,
                         help="FILE.json to write (default: WORKDIR/eval/<what was "
                              "asked>.json)")
@@ -161,6 +170,24 @@ def _parser() -> argparse.ArgumentParser:
                            "to end before they are killed (30)")
   launch.add_argument("child", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                       help="a jaxgen command (train ...) or any program (python x.py)")
+
+  fid = sub.add_parser(
+      "fid", help="FID between two folders of images (or .npz files)",
+      description="Compute FID (or other --metrics) between two folders of PNG/JPEG "
+                  "images or two .npz files holding an array 'x', as pytorch-fid's "
+                  "command does. A is taken as the real set (precision/recall).")
+  fid.add_argument("path_a", metavar="A")
+  fid.add_argument("path_b", metavar="B")
+  fid.add_argument("--network", default="inception",
+                   help="inception (pytorch-fid's; needs --set "
+                        "metrics.inception_weights=PATH or $JAXGEN_INCEPTION_WEIGHTS), "
+                        "lenet_mnist (28x28 grey) or lenet_digits (8x8 grey)")
+  fid.add_argument("--metrics", default="fid",
+                   help="comma-separated: fid (default), kid, is (of B), pr, dc")
+  fid.add_argument("--seed", type=int, default=0, help="KID subset seed (0)")
+  fid.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="metrics.* settings, e.g. "
+                                             "metrics.inception_weights=PATH")
   return parser
 
 
@@ -326,9 +353,19 @@ def _sample(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
   from jaxgen import api  # pylint: disable=import-outside-toplevel
   result = api.evaluate(args.workdir, seed=args.seed, overrides=args.overrides,
-                        step=args.step, num=args.num, out=args.out)
+                        step=args.step, num=args.num, out=args.out,
+                        metrics=args.metrics)
   print(json.dumps({"step": result["step"], **result["metrics"]}, indent=2))
   print(f"wrote {result['path']}")
+  return 0
+
+
+def _fid(args: argparse.Namespace) -> int:
+  from jaxgen import api  # pylint: disable=import-outside-toplevel
+  result = api.fid(args.path_a, args.path_b, network=args.network,
+                   metrics=args.metrics, overrides=args.overrides, seed=args.seed)
+  for name, value in result["metrics"].items():
+    print(f"{name}: {value:.6g}")
   return 0
 
 
@@ -376,11 +413,13 @@ def main(argv: Sequence[str] | None = None) -> int:
       child = args.child[1:] if args.child[:1] == ["--"] else args.child
       return launch.launch(child, args.processes, args.coordinator, args.grace)
     from jaxgen import _compile_cache  # pylint: disable=import-outside-toplevel
-    _compile_cache.enable(disabled=args.no_compile_cache)
+    _compile_cache.enable(disabled=getattr(args, "no_compile_cache", False))
     if args.command == "train":
       return _train(args)
     if args.command == "sample":
       return _sample(args)
+    if args.command == "fid":
+      return _fid(args)
     return _eval(args)
   except UserError as error:
     print(f"jaxgen: error: {_as_flags(str(error))}", file=sys.stderr)

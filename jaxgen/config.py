@@ -69,6 +69,10 @@ def train_config() -> ml_collections.ConfigDict:
       eval_batch_size=0,     # 0: data.batch_size
       final_eval=True,       # evaluate on the test split when training ends
       coverage_samples=2500,  # data with known modes: samples for mode coverage
+      # Sample metrics at every evaluation (docs/metrics.md), e.g. ("fid", "kid"):
+      # eval_metric_samples samples each, against the train split's features.
+      eval_metrics=(),
+      eval_metric_samples=2000,
       # NaN/Inf in a metric: "stop" (save nothing more; the last good checkpoint
       # stays) or "continue" (log it; for multi-seed studies where one replica
       # may diverge while the others go on).

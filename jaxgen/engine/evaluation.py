@@ -33,6 +33,8 @@ from jaxgen.core.evaluators import Evaluator, ModelLevel, PerExample, SampleBase
 from jaxgen.core.state import Method, TrainState
 from jaxgen.engine import logs
 from jaxgen.engine import parallel
+from jaxgen.errors import ConfigError
+from jaxgen.metrics import sample_metrics
 from jaxgen.metrics.mode_coverage import evaluator as mode_coverage_evaluator
 
 # Salts of the fixed evaluation keys, so that they never coincide with training
@@ -57,6 +59,50 @@ def evaluators_for(method: Method, spec: Any, coverage_samples: int
   names = [e.name for e in found]
   if len(set(names)) != len(names):
     raise ValueError(f"evaluator names must be distinct, got {names}")
+  return tuple(found)
+
+
+def metric_evaluators(method: Method, spec: Any, data_config: dict[str, Any],
+                      names: Sequence[str], num_samples: int,
+                      options: sample_metrics.MetricOptions, *, seed: int = 0,
+                      sampler_settings: dict[str, Any] | None = None,
+                      progress: bool = False) -> tuple[Evaluator, ...]:
+  """Sample-based evaluators for the metrics `names` (see `sample_metrics.METRICS`).
+
+  The feature metrics share one evaluator per feature network (one pass of
+  sampling and features), named after the network; "modes" is mode coverage.
+  Everything that can fail for bad input (no sampler, no known modes, missing
+  Inception weights) fails here, before any sample is drawn. The real split's
+  features are computed now (or read from their cache).
+  """
+  names = sample_metrics.parse_metrics(names)
+  if method.sample is None:
+    raise ConfigError(f"method {method.name!r} draws no samples; sample metrics "
+                      f"({', '.join(names)}) need a generative model")
+  if num_samples < 2:
+    raise ConfigError(f"sample metrics need at least 2 samples, got num={num_samples}")
+  found: list[Evaluator] = []
+  features = [n for n in names if n in sample_metrics.FEATURE_METRICS]
+  if features:
+    network_name = sample_metrics.choose_network(spec, options)
+    if network_name == "raw" and "is" in features:
+      raise ConfigError(f"metric 'is' needs class predictions; {spec.name!r} has no "
+                        "feature network (its metrics use the raw values)")
+    network = sample_metrics.load_network(network_name, options, spec=spec)
+    dataset = data_lib.from_config(data_config)
+    reference = sample_metrics.reference_features(network, dataset, data_config, options,
+                                                  progress=progress)
+    found.append(sample_metrics.sample_evaluator(
+        features, network, reference, num_samples=num_samples, options=options,
+        value_range=spec.value_range, seed=seed,
+        extra_protocol={"dataset": spec.name,
+                        "sampler_settings": dict(sampler_settings or {})}))
+  if "modes" in names:
+    if getattr(spec, "modes", None) is None:
+      raise ConfigError(f"metric 'modes' needs data with known modes (toy2d:*); "
+                        f"{spec.name!r} has none")
+    found.append(mode_coverage_evaluator(spec.modes, spec.mode_std, num_samples,
+                                         chunk_size=options.chunk_size))
   return tuple(found)
 
 

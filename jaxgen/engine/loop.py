@@ -40,6 +40,7 @@ from jaxgen.engine import parallel
 from jaxgen.engine import runs
 from jaxgen.engine import workdir as workdir_lib
 from jaxgen.errors import ConfigError, NonFiniteError, UserError, WorkdirError, choices
+from jaxgen.metrics import sample_metrics
 
 # Salt of the fixed key of sample grids and reconstructions, so that it never
 # coincides with training keys and stays the same over a run. (Evaluation
@@ -126,7 +127,8 @@ def _check_train_config(config: ml_collections.ConfigDict) -> None:
     if tc[key] < 1:
       raise ConfigError(f"train.{key} must be at least 1, got {tc[key]}")
   for key in ("eval_every", "sample_every", "checkpoint_every", "num_samples",
-              "eval_batch_size", "num_devices", "coverage_samples"):
+              "eval_batch_size", "num_devices", "coverage_samples",
+              "eval_metric_samples"):
     if tc[key] < 0:
       raise ConfigError(f"train.{key} must be 0 or more, got {tc[key]}")
 
@@ -162,6 +164,20 @@ def _due(step: int, every: int) -> bool:
   return every > 0 and step % every == 0
 
 
+def _metric_names(tc: ml_collections.ConfigDict, spec: Any) -> tuple[str, ...]:
+  """train.eval_metrics, parsed; 'modes' is left out where mode coverage already
+  runs (data with known modes and train.coverage_samples > 0)."""
+  if not tc.eval_metrics:
+    return ()
+  try:
+    names = sample_metrics.parse_metrics(tc.eval_metrics)
+  except ConfigError as error:
+    raise ConfigError(f"train.eval_metrics: {error}") from None
+  if getattr(spec, "modes", None) is not None and tc.coverage_samples:
+    names = tuple(n for n in names if n != "modes")
+  return names
+
+
 def _window_mean(window: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   return {k: np.mean(np.stack([w[k] for w in window]), axis=0) for k in window[0]}
 
@@ -195,6 +211,15 @@ class Trainer:
     self.dataset = self._load_data(config, workdir, resume)
     self.spec = self.dataset.spec
     self.method = runs.build_method(config, self.spec)
+    # Sample metrics at each evaluation (train.eval_metrics): checked, and the
+    # reference features computed or read from their cache, before the workdir
+    # is written.
+    names = _metric_names(self.tc, self.spec)
+    self.metric_evaluators = (evaluation_lib.metric_evaluators(
+        self.method, self.spec, self.config_dict["data"], names,
+        self.tc.eval_metric_samples, sample_metrics.MetricOptions(),
+        seed=self.seeds[0], sampler_settings=self.config_dict.get("model", {}),
+        progress=bool(self.tc.progress) and self.is_main) if names else ())
     self.workdir = (self._prepare_workdir(workdir, resume, overwrite)
                     if workdir is not None else None)
     self.resume = resume
@@ -205,7 +230,8 @@ class Trainer:
     self.last_checkpoint: int | None = None
     self.evaluation = evaluation_lib.Evaluation(
         self.method, self.spec,
-        evaluation_lib.evaluators_for(self.method, self.spec, self.tc.coverage_samples),
+        evaluation_lib.evaluators_for(self.method, self.spec, self.tc.coverage_samples)
+        + self.metric_evaluators,
         strategy=self.strategy, seeds=self.seeds, multi=self.multi,
         batch_size=self.tc.eval_batch_size or config.data.batch_size,
         progress=bool(self.tc.progress) and self.is_main)
