@@ -98,6 +98,19 @@ ROWS: dict[str, Row] = {
         MNIST, (28, 28, 1), 32,
         ("model.channels=16", "model.channel_mults=(1, 2, 2)", "model.num_res_blocks=1",
          "model.attention_resolutions=(7,)"), steps=10),
+    "pixelcnn-mnist": Row(
+        "PixelCNN, binarized MNIST 28x28, the experiments/pixelcnn_mnist.py setting",
+        "pixelcnn", MNIST, (28, 28, 1), 32,
+        ("model.architecture=pixelcnn", "model.features=32", "model.layers=5",
+         "model.output_features=64"), steps=5, value_range=(0.0, 1.0), binary=True, levels=2),
+    "gated-pixelcnn-mnist": Row(
+        "Gated PixelCNN, binarized MNIST 28x28, the experiments/pixelcnn_mnist.py setting",
+        "pixelcnn", MNIST, (28, 28, 1), 32,
+        ("model.architecture=gated", "model.features=32", "model.layers=5",
+         "model.output_features=64"), steps=3, value_range=(0.0, 1.0), binary=True, levels=2),
+    "realnvp-digits": Row(
+        "RealNVP multi-scale flow, digits 8x8 (the default realnvp config)", "realnvp",
+        "digits", (8, 8, 1), 64, (), steps=10, value_range=(0.0, 1.0), levels=17),
 }
 
 
@@ -166,8 +179,8 @@ class JaxgenStep:
     if self.method.name == "vae":
       return jax.eval_shape(self.method.reconstruct, self.state, self.batch,
                             jax.random.PRNGKey(0)).shape
-    if self.method.name == "gan":
-      return jax.eval_shape(lambda s, k: self.method.sample(s, k, 4), self.state,
+    if self.method.name in ("gan", "pixelcnn", "realnvp"):
+      return jax.eval_shape(lambda s, k: self.method.sample(s, k, 2), self.state,
                             jax.random.PRNGKey(0)).shape
     return None
 
@@ -410,8 +423,234 @@ def torch_models() -> Any:
           skips.append(h)
       return self.conv_out(F.silu(self.norm_out(h)))
 
-  return dict(torch=torch, VAE=VAE, Generator=Generator, Discriminator=Discriminator,
-              UNet=UNet)
+  ns = dict(torch=torch, VAE=VAE, Generator=Generator, Discriminator=Discriminator,
+            UNet=UNet)
+  ns.update(_likelihood_models(torch, nn, F))
+  return ns
+
+
+def _likelihood_models(torch: Any, nn: Any, F: Any) -> dict[str, Any]:
+  """PixelCNN, Gated PixelCNN and RealNVP in PyTorch, layer for layer as jaxgen.nn."""
+  # Longer than ~80 lines for the reason given in torch_models. The masks and
+  # paddings are read from jaxgen's own (unbound) flax layer definitions, so
+  # both sides convolve with the same masked kernels.
+  # pylint: disable=import-outside-toplevel
+  from jaxgen.nn import flows, masked
+
+  class MaskedConv(nn.Module):
+    """jaxgen.nn.masked.MaskedConv: kernel × fixed mask, explicit asymmetric padding."""
+
+    def __init__(self, cin: int, layer: Any):
+      super().__init__()
+      self.conv = nn.Conv2d(cin, layer.features, tuple(layer.kernel_size))
+      (top, bottom), (left, right) = layer.padding
+      self.pad = (left, right, top, bottom)
+      mask = None if layer.mask is None else np.asarray(layer.mask).transpose(3, 2, 0, 1)
+      self.register_buffer("mask", None if mask is None else
+                           torch.from_numpy(np.ascontiguousarray(mask)))
+
+    def forward(self, x):
+      weight = self.conv.weight if self.mask is None else self.conv.weight * self.mask
+      return F.conv2d(F.pad(x, self.pad), weight, self.conv.bias)
+
+  def conv_b(cin, features, kernel, in_groups, out_groups, mask_type="B"):
+    return MaskedConv(cin, masked.pixelcnn_conv(features, kernel, in_groups, out_groups,
+                                                mask_type))
+
+  class OutputLayers(nn.Module):
+    """masked._OutputLayers: ReLU, 1×1 mask B, ReLU, 1×1 mask B to colors × levels."""
+
+    def __init__(self, features, output_features, colors, levels):
+      super().__init__()
+      groups = masked.channel_groups(features, colors)
+      hidden = masked.channel_groups(output_features, colors)
+      logit_groups = masked.channel_groups(colors * levels, colors)
+      self.hidden = conv_b(features, output_features, 1, groups, hidden)
+      self.logits = conv_b(output_features, colors * levels, 1, hidden, logit_groups)
+
+    def forward(self, h):
+      return self.logits(F.relu(self.hidden(F.relu(h))))
+
+  class ResidualBlock(nn.Module):
+    """masked.ResidualBlock (2016a, Figure 5)."""
+
+    def __init__(self, features, kernel, colors):
+      super().__init__()
+      half = max(features // 2, colors)
+      outer = masked.channel_groups(features, colors)
+      inner = masked.channel_groups(half, colors)
+      self.reduce = conv_b(features, half, 1, outer, inner)
+      self.conv = conv_b(half, half, kernel, inner, inner)
+      self.expand = conv_b(half, features, 1, inner, outer)
+
+    def forward(self, x):
+      return x + self.expand(F.relu(self.conv(F.relu(self.reduce(F.relu(x))))))
+
+  class PixelCNN(nn.Module):
+    """masked.PixelCNN: x [B, C, H, W] -> logits [B, C·levels, H, W] (group-major)."""
+
+    def __init__(self, features, layers, output_features, colors, levels, first_kernel,
+                 kernel):
+      super().__init__()
+      groups = masked.channel_groups(features, colors)
+      self.input = conv_b(colors, features, first_kernel, np.arange(colors), groups, "A")
+      self.blocks = nn.ModuleList([ResidualBlock(features, kernel, colors)
+                                   for _ in range(layers)])
+      self.output = OutputLayers(features, output_features, colors, levels)
+
+    def forward(self, x):
+      h = self.input(x)
+      for block in self.blocks:
+        h = block(h)
+      return self.output(h)
+
+  def gate(y):
+    a, b = y.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+  class GatedLayer(nn.Module):
+    """masked.GatedLayer (2016b, Figure 2), unconditional."""
+
+    def __init__(self, cin, features, kernel, colors, first):
+      super().__init__()
+      groups = masked.channel_groups(features, colors)
+      in_groups = np.arange(colors) if first else groups
+      doubled = np.concatenate([groups, groups])
+      self.first = first
+      self.vertical = MaskedConv(cin, masked.vertical_conv(2 * features, kernel))
+      self.horizontal = MaskedConv(cin, masked.horizontal_conv(
+          2 * features, kernel, in_groups, doubled, "A" if first else "B"))
+      self.link = nn.Conv2d(2 * features, 2 * features, 1)
+      self.out = conv_b(features, features, 1, groups, groups)
+
+    def forward(self, v, h):
+      v_pre = self.vertical(v)
+      down = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]  # masked.down_shift
+      h_out = self.out(gate(self.horizontal(h) + self.link(down)))
+      return gate(v_pre), (h_out if self.first else h + h_out)
+
+  class GatedPixelCNN(nn.Module):
+    """masked.GatedPixelCNN (unconditional): x [B, C, H, W] -> logits [B, C·levels, H, W]."""
+
+    def __init__(self, features, layers, output_features, colors, levels, first_kernel,
+                 kernel):
+      super().__init__()
+      self.layers = nn.ModuleList(
+          [GatedLayer(colors, features, first_kernel, colors, True)]
+          + [GatedLayer(features, features, kernel, colors, False) for _ in range(layers)])
+      self.output = OutputLayers(features, output_features, colors, levels)
+
+    def forward(self, x):
+      v = h = x
+      for layer in self.layers:
+        v, h = layer(v, h)
+      return self.output(h)
+
+  class ResNet(nn.Module):
+    """flows.ResNet: conv 3×3, residual blocks of two convs, conv 3×3 out."""
+
+    def __init__(self, cin, features, blocks, cout):
+      super().__init__()
+      self.conv_in = nn.Conv2d(cin, features, 3, padding=1)
+      self.blocks = nn.ModuleList([nn.ModuleList([nn.Conv2d(features, features, 3, padding=1),
+                                                  nn.Conv2d(features, features, 3, padding=1)])
+                                   for _ in range(blocks)])
+      self.conv_out = nn.Conv2d(features, cout, 3, padding=1)
+      nn.init.zeros_(self.conv_out.weight)
+      nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x):
+      h = self.conv_in(x)
+      for conv0, conv1 in self.blocks:
+        h = h + conv1(F.relu(conv0(F.relu(h))))
+      return self.conv_out(F.relu(h))
+
+  class Coupling(nn.Module):
+    """flows.AffineCoupling, checkerboard (mask fed as a channel) or channel-wise."""
+
+    def __init__(self, mask, parity, channels, height, width, features, blocks):
+      super().__init__()
+      if mask == "checkerboard":
+        b = np.asarray(flows.checkerboard_mask(height, width, parity))[..., 0][None, None]
+      else:
+        b = (np.arange(channels) < channels // 2).astype(np.float32)
+        b = (b if parity == 0 else 1.0 - b)[None, :, None, None]
+      self.checkerboard = mask == "checkerboard"
+      self.register_buffer("b", torch.from_numpy(np.array(b, np.float32)))
+      self.net = ResNet(channels + self.checkerboard, features, blocks, 2 * channels)
+      self.scale = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x):
+      net_in = x * self.b
+      if self.checkerboard:
+        net_in = torch.cat([net_in, self.b.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+      raw_s, t = self.net(net_in).chunk(2, dim=1)
+      s = self.scale[None, :, None, None] * torch.tanh(raw_s) * (1.0 - self.b)
+      return x * torch.exp(s) + t * (1.0 - self.b), s.sum(dim=(1, 2, 3))
+
+  class BatchNormFlow(nn.Module):
+    """flows.BatchNorm in train mode: batch statistics, running averages, log-det."""
+
+    def __init__(self, channels, momentum, epsilon):
+      super().__init__()
+      self.momentum, self.epsilon = momentum, epsilon
+      self.log_gamma = nn.Parameter(torch.zeros(channels))
+      self.beta = nn.Parameter(torch.zeros(channels))
+      self.register_buffer("running_mean", torch.zeros(channels))
+      self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x):
+      mean = x.mean(dim=(0, 2, 3))
+      var = (x - mean[None, :, None, None]).square().mean(dim=(0, 2, 3))
+      with torch.no_grad():
+        self.running_mean.lerp_(mean, 1.0 - self.momentum)
+        self.running_var.lerp_(var, 1.0 - self.momentum)
+      log_scale = self.log_gamma - 0.5 * torch.log(var + self.epsilon)
+      y = (x - mean[None, :, None, None]) * torch.exp(log_scale)[None, :, None, None]
+      log_det = x.shape[2] * x.shape[3] * log_scale.sum()
+      return y + self.beta[None, :, None, None], log_det.expand(x.shape[0])
+
+  def squeeze(x):
+    """flows.squeeze in NCHW: channel index (row parity, column parity, channel)."""
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(b, 4 * c, h // 2, w // 2)
+
+  class RealNVP(nn.Module):
+    """flows.RealNVP with batch norm before every coupling: x -> (z, log-det)."""
+
+    def __init__(self, shape, num_scales, features, blocks, momentum, epsilon):
+      super().__init__()
+      self.plan = flows.multiscale_plan(shape, num_scales)
+      height, width, channels = shape
+      norms, couplings = [], []
+      for kind, arg in self.plan:
+        if kind == "coupling":
+          norms.append(BatchNormFlow(channels, momentum, epsilon))
+          couplings.append(Coupling(arg[0], arg[1], channels, height, width, features,
+                                    blocks))
+        elif kind == "squeeze":
+          height, width, channels = height // 2, width // 2, 4 * channels
+        else:
+          channels -= arg
+      self.norms, self.couplings = nn.ModuleList(norms), nn.ModuleList(couplings)
+
+    def forward(self, x):
+      log_det, latents, index = torch.zeros(x.shape[0]), [], 0
+      for kind, arg in self.plan:
+        if kind == "coupling":
+          x, ld_norm = self.norms[index](x)
+          x, ld = self.couplings[index](x)
+          log_det, index = log_det + ld_norm + ld, index + 1
+        elif kind == "squeeze":
+          x = squeeze(x)
+        else:
+          latents.append(x[:, :arg].permute(0, 2, 3, 1).reshape(x.shape[0], -1))
+          x = x[:, arg:]
+      latents.append(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1))
+      return torch.cat(latents, dim=-1), log_det
+
+  return dict(PixelCNN=PixelCNN, GatedPixelCNN=GatedPixelCNN, RealNVP=RealNVP)
 
 
 def make_adam(torch: Any, params, section: dict[str, Any]) -> tuple[Any, str]:
@@ -437,7 +676,8 @@ class TorchStep:
     self.optimizers: list[Any] = []
     self.adam: dict[str, str] = {}
     self.ema_updates = 0
-    builder = {"vae": self._build_vae, "gan": self._build_gan, "ddpm": self._build_ddpm}
+    builder = {"vae": self._build_vae, "gan": self._build_gan, "ddpm": self._build_ddpm,
+               "pixelcnn": self._build_pixelcnn, "realnvp": self._build_realnvp}
     self.modules, self._step = builder[row.method](ns, jax_step)
     self.param_sizes = sorted(p.numel() for m in self.modules for p in m.parameters())
 
@@ -560,6 +800,71 @@ class TorchStep:
       self.ema_updates += 1
     return [net], step
 
+  def _build_pixelcnn(self, ns, jax_step: JaxgenStep):
+    torch, F, m = self.torch, self.torch.nn.functional, jax_step.config.model
+    if m.conditional:
+      raise ValueError("vs_pytorch mirrors the unconditional PixelCNN")
+    colors, levels = self.row.shape[-1], 2 if self.row.binary else self.row.levels
+    kind = "GatedPixelCNN" if m.architecture == "gated" else "PixelCNN"
+    net = ns[kind](m.features, m.layers, m.output_features, colors, levels,
+                   m.first_kernel, m.kernel)
+    self.output_shape = tuple(net(self.x[:2]).shape)
+    opt = self._adam("model", net.parameters(), adam_settings(jax_step)["model"])
+    # jaxgen feeds the level indices mapped to [-1, 1] and reads a softmax per value.
+    targets = torch.round(self.x * (levels - 1)).long()
+    inputs = targets.float() * (2.0 / (levels - 1)) - 1.0
+
+    def loss_fn(x, k):
+      logits = net(x)  # [B, C·L, H, W], group-major
+      b, _, h, w = logits.shape
+      logits = logits.reshape(b, colors, levels, h, w).transpose(1, 2)  # [B, L, C, H, W]
+      return F.cross_entropy(logits, k, reduction="sum") / b  # mean over images of −log p
+
+    loss_fn = self._wrap(loss_fn)
+
+    def step():
+      loss = loss_fn(inputs, targets)
+      opt.zero_grad(set_to_none=True)
+      loss.backward()
+      opt.step()
+    return [net], step
+
+  def _build_realnvp(self, ns, jax_step: JaxgenStep):
+    torch, m = self.torch, jax_step.config.model
+    if m.normalization != "batch" or m.architecture not in ("auto", "multiscale") or (
+        m.preprocessing not in ("auto", "logit")):
+      raise ValueError("vs_pytorch mirrors the multi-scale RealNVP with batch norm and the "
+                       "logit pre-processing")
+    h, w, c = self.row.shape
+    flow = ns["RealNVP"](self.row.shape, m.num_scales, m.features, m.blocks,
+                         m.batch_norm_momentum, m.batch_norm_epsilon)
+    self.output_shape = tuple(flow(self.x[:2])[0].shape)
+    opt = self._adam("model", flow.parameters(), adam_settings(jax_step)["model"])
+    kernels = [p for name, p in flow.named_parameters() if name.endswith("weight")]
+    levels, alpha, dims = self.row.levels, m.alpha, h * w * c
+    k = torch.round(self.x * (levels - 1))
+
+    def loss_fn(u):
+      # losses.logit_transform of the dequantized data, the flow, and bits/dim
+      # of the integer grid (codec.bits_per_dim), plus the L2 term on kernels.
+      p = alpha + (1.0 - 2.0 * alpha) * (k + u) / levels
+      y = torch.log(p) - torch.log1p(-p)
+      log_det_pre = (math.log(1.0 - 2.0 * alpha) - torch.log(p) - torch.log1p(-p)).sum(
+          dim=(1, 2, 3))
+      z, log_det = flow(y)
+      nats = 0.5 * (z.square() + math.log(2 * math.pi)).sum(dim=-1) - log_det - log_det_pre
+      bits = (nats / dims - math.log(1.0 / levels)) / math.log(2.0)
+      return bits.mean() + m.l2_weight * sum(w.square().sum() for w in kernels)
+
+    loss_fn = self._wrap(loss_fn)
+
+    def step():
+      loss = loss_fn(torch.rand(self.x.shape))
+      opt.zero_grad(set_to_none=True)
+      loss.backward()
+      opt.step()
+    return [flow], step
+
   def run(self, steps: int) -> None:
     for _ in range(steps):
       self._step()
@@ -573,8 +878,10 @@ def check_parity(row: Row, jax_step: JaxgenStep, torch_step: TorchStep) -> dict[
       f"{sum(jax_step.param_sizes)} in {len(jax_step.param_sizes)} tensors, torch "
       f"{sum(torch_step.param_sizes)} in {len(torch_step.param_sizes)}")
   height, width, c = row.shape
+  levels = 2 if row.binary else row.levels
   expected = {"vae": (2, c, height, width), "gan": (2, c, height, width),
-              "ddpm": (2, c, height, width)}[row.method]
+              "ddpm": (2, c, height, width), "pixelcnn": (2, c * levels, height, width),
+              "realnvp": (2, height * width * c)}[row.method]
   assert torch_step.output_shape == expected, (
       f"{row.description}: torch output {torch_step.output_shape} != {expected}")
   jax_shape = jax_step.output_shape()

@@ -2,6 +2,8 @@
 
   python experiments/pixelcnn_mnist.py [--quick] [--out runs/pixelcnn_mnist]
                                        [--steps N] [--architectures pixelcnn,gated]
+                                       [--features F] [--layers L] [--batch-size B]
+                                       [--figures]
 
 Data: `idx:<repo>/../shared/data/mnist-t10k`, MNIST's 10,000 *test* images,
 which jaxgen splits once and for all into 8,000 training and 2,000 test images
@@ -21,6 +23,10 @@ depth for both, fixed in advance), then writes to OUT/<architecture>/:
   run/             the run directory (checkpoints, metrics.jsonl, eval.json)
 and OUT/summary.json with the exact test NLL in nats and bits/dim (all 2,000
 test images), the published figure, training time and sampling throughput.
+`--figures` also writes small copies of the grids to docs/figures/
+(pixelcnn_mnist_<architecture>_samples.png, ..._completion.png) and the
+summary to benchmarks/results/pixelcnn_mnist.json (merged per architecture,
+so the two models can be run separately).
 `--quick` trains tiny models for a few steps on MNIST resized to 8x8: a smoke
 test of the script, not a result.
 """
@@ -53,8 +59,12 @@ MNIST = "idx:" + os.path.normpath(REPO / ".." / "shared" / "data" / "mnist-t10k"
 PUBLISHED = {"pixelcnn": 81.30, "gated": None}
 
 
-def get_config(architecture: str, quick: bool, steps: int, seed: int = 0
-               ) -> ml_collections.ConfigDict:
+FIGURES = REPO / "docs" / "figures"
+RESULTS = REPO / "benchmarks" / "results" / "pixelcnn_mnist.json"
+
+
+def get_config(architecture: str, quick: bool, steps: int, seed: int = 0,
+               args: argparse.Namespace | None = None) -> ml_collections.ConfigDict:
   """The config of one architecture: the same widths for both, binarized MNIST."""
   config = jaxgen.get_config("pixelcnn", MNIST)
   if quick:
@@ -63,8 +73,11 @@ def get_config(architecture: str, quick: bool, steps: int, seed: int = 0
   else:
     # Narrower and shallower than 2016a's CIFAR-10 model (2h = 256, 15
     # layers) for two CPU cores; the 7x7 mask-A first layer is the paper's.
-    model = ["model.features=64", "model.layers=7", "model.output_features=128",
-             "model.first_kernel=7", "data.batch_size=64", "optim.warmup_steps=200",
+    features, layers, output, batch = ((args.features, args.layers, args.output_features,
+                                        args.batch_size) if args else (64, 7, 128, 64))
+    model = [f"model.features={features}", f"model.layers={layers}",
+             f"model.output_features={output}", "model.first_kernel=7",
+             f"data.batch_size={batch}", f"optim.warmup_steps={min(200, steps // 10)}",
              "optim.schedule=cosine"]
   config_lib.apply_overrides(config, model + [
       f"model.architecture={architecture}", "data.binarize=dynamic",
@@ -75,22 +88,27 @@ def get_config(architecture: str, quick: bool, steps: int, seed: int = 0
   return config
 
 
-def completion_figure(result: jaxgen.RunResult, path: pathlib.Path, num: int,
-                      seed: int) -> dict:
-  """Originals, their top halves and completions of the bottom halves, as one grid."""
+def completion_figure(result: jaxgen.RunResult, paths: list[tuple[pathlib.Path, int]],
+                      num: int, seed: int) -> dict:
+  """Originals, their top halves and completions of the bottom halves, as one grid.
+
+  paths: (file, upscaling factor; 0 = automatic) pairs to write the grid to.
+  """
   dataset = data_lib.from_config(result.config.data)
   batch = next(iter(data_lib.eval_batches(dataset, split="test", batch_size=num)))
   images = jnp.asarray(batch["x"][:num])
   height = images.shape[1]
   mask = jnp.broadcast_to((jnp.arange(height) < height // 2)[None, :, None, None],
                           images.shape)
-  complete = jax.jit(lambda s, k: pixelcnn.complete(result.method, s, k, images, mask))
   started = time.perf_counter()
-  completed = np.asarray(complete(result.state, jax.random.PRNGKey(seed)))
+  # Compiled chunks of rows (the fully observed top rows are skipped), with a bar.
+  completed = np.asarray(result.method.sample(result.state, jax.random.PRNGKey(seed), num,
+                                              observed=images, mask=mask, progress=True))
   seconds = time.perf_counter() - started
   masked = np.where(np.asarray(mask), np.asarray(images), 0.5)  # grey: not given
-  grid.save_image_grid(path, np.concatenate([np.asarray(images), masked, completed]),
-                       columns=num)
+  for path, scale in paths:
+    grid.save_image_grid(path, np.concatenate([np.asarray(images), masked, completed]),
+                         columns=num, scale=scale)
   kept = bool(np.array_equal(completed[np.asarray(mask)], np.asarray(images)[np.asarray(mask)]))
   return {"num_images": num, "observed": "top half", "seconds": seconds,
           "observed_pixels_kept": kept}
@@ -100,23 +118,32 @@ def run_architecture(architecture: str, args: argparse.Namespace) -> dict:
   """Trains, evaluates, samples and completes with one architecture."""
   out = pathlib.Path(args.out) / architecture
   out.mkdir(parents=True, exist_ok=True)
-  config = get_config(architecture, args.quick, args.steps, args.seed)
+  config = get_config(architecture, args.quick, args.steps, args.seed, args)
   started = time.perf_counter()
   result = jaxgen.fit(config, workdir=out / "run", overwrite=True)
   train_seconds = time.perf_counter() - started
   evaluation = result.metrics["eval"]
-  draw = jax.jit(lambda s, k: result.method.sample(s, k, args.num_samples))
-  draw(result.state, jax.random.PRNGKey(args.seed)).block_until_ready()  # compile
+  # Compiled chunks of image rows with a progress bar (the same images as one
+  # compiled call); the time includes the one compilation of a chunk.
   started = time.perf_counter()
-  samples = np.asarray(draw(result.state, jax.random.PRNGKey(args.seed + 1)))
+  samples = np.asarray(result.method.sample(result.state, jax.random.PRNGKey(args.seed + 1),
+                                            args.num_samples, progress=not args.quick))
   sample_seconds = time.perf_counter() - started
   grid.save_image_grid(out / "samples.png", samples, columns=8)
-  completion = completion_figure(result, out / "completion.png", 16, args.seed)
+  paths = [(out / "completion.png", 0)]
+  if args.figures:
+    grid.save_image_grid(FIGURES / f"pixelcnn_mnist_{architecture}_samples.png", samples,
+                         columns=8, scale=2)
+    paths.append((FIGURES / f"pixelcnn_mnist_{architecture}_completion.png", 2))
+  completion = completion_figure(result, paths, 16, args.seed)
   train = [r for r in result.history if r.get("split") == "train"]
   test = [r for r in result.history if r.get("split") == "test"][-1]
   summary = {
       "architecture": architecture, "data": MNIST, "image_shape": list(result.spec.shape),
       "steps": args.steps, "batch_size": config.data.batch_size,
+      "model": {k: config.model[k] for k in ("features", "layers", "output_features",
+                                             "first_kernel", "kernel")},
+      "optimizer": "adam 1e-3, warm-up then cosine decay",
       "test_nll_nats": evaluation["nll_nats"],
       "test_nll_bits_per_dim": evaluation["nll_bits_per_dim"],
       "num_test_images": test["protocol"]["num_examples"],
@@ -142,7 +169,13 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--steps", type=int, default=10000)
   parser.add_argument("--architectures", default="pixelcnn,gated")
   parser.add_argument("--num-samples", type=int, default=64)
+  parser.add_argument("--features", type=int, default=64)
+  parser.add_argument("--layers", type=int, default=7)
+  parser.add_argument("--output-features", type=int, default=128)
+  parser.add_argument("--batch-size", type=int, default=64)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--figures", action="store_true",
+                      help="also write docs/figures/ PNGs and benchmarks/results/ JSON")
   args = parser.parse_args(argv)
   if args.quick:
     args.steps, args.num_samples = 3, 8
@@ -154,6 +187,13 @@ def main(argv: list[str] | None = None) -> dict:
             "runs": {a: run_architecture(a, args) for a in architectures}}
   path = pathlib.Path(args.out) / "summary.json"
   path.write_text(json.dumps(report, indent=2) + "\n")
+  if args.figures:
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged.update({k: v for k, v in report.items() if k != "runs"})
+    merged.setdefault("runs", {}).update(report["runs"])
+    merged["machine"] = {"cpus": os.cpu_count(), "backend": jax.default_backend(),
+                         "load_average_1min_end": os.getloadavg()[0]}
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
   return report
 
 

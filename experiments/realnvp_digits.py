@@ -1,7 +1,7 @@
 """RealNVP on 8x8 digits and on MNIST (the 10k test images): bits/dim, samples, interpolations.
 
   python experiments/realnvp_digits.py [--quick] [--out runs/realnvp_digits]
-                                       [--datasets digits,mnist]
+                                       [--datasets digits,mnist] [--figures]
 
 For each dataset it trains the `realnvp` method (the multi-scale flow of
 Dinh et al. 2017: checkerboard and channel-wise affine couplings with ResNet
@@ -22,7 +22,10 @@ draw per value per step (training) and per example (evaluation, from its
 index). The numbers are bits/dim of the dequantized data in integer units,
 which bound the discrete −log₂ P(x)/D (Theis et al. 2016), on the whole test
 split. `--quick`: tiny models, a few steps, MNIST resized to 8x8 — a smoke
-test of the script, not a result.
+test of the script, not a result. `--figures` also writes small copies to
+docs/figures/ (realnvp_<name>_samples.png, _temperature.png: one column per
+temperature 0, 0.25, 0.5, 0.7, 0.85, 1 with the same noise in a row,
+_interpolation.png) and the summary to benchmarks/results/realnvp_digits.json.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.families import realnvp  # noqa: E402
 from jaxgen.viz import grid, latent  # noqa: E402
 
+FIGURES = pathlib.Path(REPO).resolve() / "docs" / "figures"
+RESULTS = pathlib.Path(REPO).resolve() / "benchmarks" / "results" / "realnvp_digits.json"
+TEMPERATURES = (0.0, 0.25, 0.5, 0.7, 0.85, 1.0)
 MNIST = "idx:" + os.path.normpath(os.path.join(REPO, "..", "shared", "data", "mnist-t10k"))
 DATASETS = {"digits": "digits", "mnist": MNIST}
 
@@ -77,15 +83,24 @@ def run_one(name: str, args: argparse.Namespace, out: pathlib.Path) -> dict:
   seconds = time.perf_counter() - started
   method, state = result.method, result.state
   key = jax.random.PRNGKey(args.seed)
+  draw = jax.jit(lambda s, k, t: method.sample(s, k, 64, temperature=t))
+  by_temperature = {t: np.asarray(draw(state, key, t)) for t in TEMPERATURES}
   for temperature in (1.0, 0.7):
-    samples = np.asarray(jax.jit(lambda s, k, t: method.sample(s, k, 64, temperature=t))(
-        state, key, temperature))
-    grid.save_image_grid(out / name / f"samples_t{temperature}.png", samples, columns=8)
+    grid.save_image_grid(out / name / f"samples_t{temperature}.png",
+                         by_temperature[temperature], columns=8)
   test = next(data_lib.eval_batches(data_lib.from_config(config.data), split="test",
                                     batch_size=16))
   path = realnvp.interpolate(realnvp.model_of(method), state, test["x"][:8],
                              test["x"][8:16], 8, path="elliptic")
   latent.save_rows(out / name / "interpolation.png", np.asarray(path))
+  if args.figures:
+    # The same key at every temperature: a row is one noise vector, scaled.
+    rows = np.stack([by_temperature[t][:6] for t in TEMPERATURES], axis=1)
+    scale = 4 if name == "digits" else 2
+    grid.save_image_grid(FIGURES / f"realnvp_{name}_samples.png", by_temperature[0.7],
+                         columns=8, scale=scale)
+    latent.save_rows(FIGURES / f"realnvp_{name}_temperature.png", rows)
+    latent.save_rows(FIGURES / f"realnvp_{name}_interpolation.png", np.asarray(path))
   evaluation = result.metrics["eval"] or {}
   entry = {"data": DATASETS[name], "steps": config.train.steps, "train_seconds": seconds,
            "test_bits_per_dim": evaluation.get("bits_per_dim"),
@@ -107,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--blocks", type=int, default=4)
   parser.add_argument("--normalization", default="batch")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--figures", action="store_true",
+                      help="also write docs/figures/ PNGs and benchmarks/results/ JSON")
   args = parser.parse_args(argv)
   if args.quick:
     args.steps = args.mnist_steps = 3
@@ -123,10 +140,18 @@ def main(argv: list[str] | None = None) -> dict:
       "datasets": {}}
   for name in names:
     summary["datasets"][name] = entry = run_one(name, args, out)
+    entry["protocol"] = summary["protocol"]  # per dataset: runs are merged by --figures
     print(name, json.dumps(entry, default=float), flush=True)
   out.mkdir(parents=True, exist_ok=True)
   (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
   print(f"wrote {out / 'summary.json'}")
+  if args.figures:
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged.update({k: v for k, v in summary.items() if k != "datasets"})
+    merged.setdefault("datasets", {}).update(summary["datasets"])
+    merged["machine"] = {"cpus": os.cpu_count(), "backend": jax.default_backend(),
+                         "load_average_1min_end": os.getloadavg()[0]}
+    RESULTS.write_text(json.dumps(merged, indent=2, default=float) + "\n")
   return summary
 
 

@@ -2,6 +2,7 @@
 
   python experiments/realnvp_toy2d.py [--quick] [--out runs/realnvp_toy2d]
                                       [--datasets ring8,grid25,moons,checkerboard]
+                                      [--figures]
 
 Trains the `realnvp` method (MLP couplings, alternating masks, batch
 normalization; `--couplings`, `--hidden`) on each dataset and writes
@@ -13,7 +14,9 @@ averaged over the 10,000 test points), the same in bits/dim, the grid's
 quadrature of the density (≈ 1: the box holds the mass), mode coverage for
 ring8/grid25 (modes with ≥ 20 of 2,500 samples within 3σ; Lin et al. 2018),
 the steps and the training time. `--quick`: one dataset, a tiny model, a few
-steps (a smoke test, not a result).
+steps (a smoke test, not a result). `--figures` also writes a small copy of
+each figure to docs/figures/realnvp_toy2d_<dataset>.png and the summary to
+benchmarks/results/realnvp_toy2d.json.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.families import realnvp  # noqa: E402
 from jaxgen.families.realnvp import plots  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FIGURES = REPO / "docs" / "figures"
+RESULTS = REPO / "benchmarks" / "results" / "realnvp_toy2d.json"
 
 
 def config_for(name: str, args: argparse.Namespace):
@@ -70,8 +77,13 @@ def run_one(name: str, args: argparse.Namespace, out: pathlib.Path) -> dict:
                             points=args.grid)
   samples = np.asarray(jax.jit(lambda s, k: result.method.sample(  # noqa: B023
       s, k, args.num_samples))(result.state, jax.random.PRNGKey(args.seed)))
+  title = f"RealNVP on toy2d:{name}, {args.steps} steps"
   plots.density_figure(out / name / "density.png", grid, data=test, samples=samples,
-                       title=f"RealNVP on toy2d:{name}, {args.steps} steps")
+                       title=title)
+  if args.figures:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    plots.density_figure(FIGURES / f"realnvp_toy2d_{name}.png", grid, data=test,
+                         samples=samples, title=title, dpi=60)
   evaluation = result.metrics["eval"] or {}
   entry = {"steps": args.steps, "train_seconds": seconds,
            "test_nll_nats": evaluation.get("nll"),
@@ -97,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--num-samples", type=int, default=10000)
   parser.add_argument("--grid", type=int, default=300)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--figures", action="store_true",
+                      help="also write docs/figures/ PNGs and benchmarks/results/ JSON")
   args = parser.parse_args(argv)
   if args.quick:
     args.datasets, args.steps, args.num_samples, args.grid = "moons", 3, 500, 60
@@ -108,10 +122,18 @@ def main(argv: list[str] | None = None) -> dict:
       "seed": args.seed}, "datasets": {}}
   for name in args.datasets.split(","):
     summary["datasets"][name] = entry = run_one(name, args, out)
+    entry["protocol"] = summary["protocol"]  # per dataset: runs are merged by --figures
     print(name, json.dumps(entry, default=float), flush=True)
   out.mkdir(parents=True, exist_ok=True)
   (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
   print(f"wrote {out / 'summary.json'}")
+  if args.figures:
+    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged.update({k: v for k, v in summary.items() if k != "datasets"})
+    merged.setdefault("datasets", {}).update(summary["datasets"])
+    merged["machine"] = {"cpus": os.cpu_count(), "backend": jax.default_backend(),
+                         "load_average_1min_end": os.getloadavg()[0]}
+    RESULTS.write_text(json.dumps(merged, indent=2, default=float) + "\n")
   return summary
 
 

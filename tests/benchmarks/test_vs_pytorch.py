@@ -113,7 +113,7 @@ def test_a_failing_torch_compile_is_recorded_not_fatal():
 
 def test_every_row_names_a_known_method_and_fits_its_shape():
   for name, row in vs_pytorch.ROWS.items():
-    assert row.method in ("vae", "gan", "ddpm"), name
+    assert row.method in ("vae", "gan", "ddpm", "pixelcnn", "realnvp"), name
     assert len(row.shape) == 3 and row.batch_size > 0 and row.steps > 0, name
 
 
@@ -146,3 +146,107 @@ def test_quick_run_writes_both_rates_and_equal_parameter_counts(tmp_path):
   assert row["torch_compile_error"] == "skipped (--no-compile)"
   assert set(row["time_to_first_step_seconds"]) == {"jaxgen", "torch_eager"}
   assert "vae-mlp-digits (128)" in results["table"]
+
+
+# ------------------------------------------------ the exact-likelihood rows
+LIKELIHOOD_TINY = {
+    "pixelcnn": vs_pytorch.Row("tiny PixelCNN", "pixelcnn", "digits", (6, 6, 1), 4,
+                               ("model.features=8", "model.layers=2",
+                                "model.output_features=8", "model.first_kernel=5"),
+                               steps=1, value_range=(0.0, 1.0), binary=True, levels=2),
+    "gated": vs_pytorch.Row("tiny Gated PixelCNN", "pixelcnn", "digits", (6, 6, 1), 4,
+                            ("model.architecture=gated", "model.features=8", "model.layers=2",
+                             "model.output_features=8", "model.first_kernel=5"),
+                            steps=1, value_range=(0.0, 1.0), binary=True, levels=2),
+    "realnvp": vs_pytorch.Row("tiny RealNVP", "realnvp", "digits", (4, 4, 1), 8,
+                              ("model.features=4", "model.blocks=1"), steps=1,
+                              value_range=(0.0, 1.0), levels=17),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIKELIHOOD_TINY))
+def test_parity_holds_for_the_likelihood_rows(name):
+  counts = vs_pytorch.parity(LIKELIHOOD_TINY[name])
+  assert counts["jaxgen"] == counts["torch"] > 0
+
+
+def _copy_conv(conv, params):
+  """A flax conv's kernel [kh, kw, in, out] and bias into a torch Conv2d."""
+  conv.weight.copy_(torch.from_numpy(np.asarray(params["kernel"]).transpose(3, 2, 0, 1).copy()))
+  conv.bias.copy_(torch.from_numpy(np.array(params["bias"])))
+
+
+def _perturbed(params, seed):
+  """Every parameter plus noise, so zero-initialised layers matter too."""
+  import jax  # pylint: disable=import-outside-toplevel
+  leaves, treedef = jax.tree.flatten(params)
+  rng = np.random.default_rng(seed)
+  return jax.tree.unflatten(treedef, [np.asarray(l) + 0.2 * rng.normal(size=l.shape).astype(
+      np.float32) for l in leaves])
+
+
+@pytest.mark.parametrize("name", ["pixelcnn", "gated"])
+def test_pytorch_pixelcnn_gives_jaxgens_logits_with_the_same_weights(name):
+  """The PyTorch mirror is jaxgen's masked network (masks, paddings, wiring), not only
+  the same parameter count."""
+  from jaxgen.families.pixelcnn import method as pixelcnn  # pylint: disable=import-outside-toplevel
+  row = LIKELIHOOD_TINY[name]
+  images = vs_pytorch.synthetic_images(row)
+  jax_step = vs_pytorch.JaxgenStep(row, images)
+  (net,) = vs_pytorch.TorchStep(row, jax_step, images, compiled=False).modules
+  params = _perturbed(jax_step.state.params["network"], seed=1)
+  with torch.no_grad():
+    if name == "pixelcnn":
+      _copy_conv(net.input.conv, params["input"])
+      for i, block in enumerate(net.blocks):
+        for part in ("reduce", "conv", "expand"):
+          _copy_conv(getattr(block, part).conv, params[f"block_{i}"][part])
+    else:
+      for i, layer in enumerate(net.layers):
+        p = params[f"layer_{i}"]
+        _copy_conv(layer.vertical.conv, p["vertical"])
+        _copy_conv(layer.horizontal.conv, p["horizontal"])
+        _copy_conv(layer.link, p["vertical_to_horizontal"])
+        _copy_conv(layer.out.conv, p["horizontal_out"])
+    _copy_conv(net.output.hidden.conv, params["output"]["output_hidden"])
+    _copy_conv(net.output.logits.conv, params["output"]["logits"])
+    got = net(torch.from_numpy(images.transpose(0, 3, 1, 2) * 2.0 - 1.0)).numpy()
+  model = jax_step.method.sample.args[0]
+  levels = np.round(images).astype(np.int32)
+  expected = np.asarray(pixelcnn.apply_network(model, params, levels, None))  # [B,H,W,C,L]
+  b, _, h, w = got.shape
+  got = got.reshape(b, 1, 2, h, w).transpose(0, 3, 4, 1, 2)
+  assert np.abs(expected).max() > 0.1  # not a trivially zero network
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow  # compiles the flow's init
+def test_pytorch_realnvp_gives_jaxgens_latents_and_log_det_with_the_same_weights():
+  """Train mode (batch statistics): z and log|det| of the whole multi-scale flow agree."""
+  from jaxgen.families import realnvp  # pylint: disable=import-outside-toplevel
+  row = LIKELIHOOD_TINY["realnvp"]
+  images = vs_pytorch.synthetic_images(row)
+  jax_step = vs_pytorch.JaxgenStep(row, images)
+  (flow,) = vs_pytorch.TorchStep(row, jax_step, images, compiled=False).modules
+  params = _perturbed(jax_step.state.params["flow"], seed=2)
+  with torch.no_grad():
+    for i, (norm, coupling) in enumerate(zip(flow.norms, flow.couplings)):
+      norm.log_gamma.copy_(torch.from_numpy(np.array(params[f"norm{i}"]["log_gamma"])))
+      norm.beta.copy_(torch.from_numpy(np.array(params[f"norm{i}"]["beta"])))
+      p = params[f"coupling{i}"]
+      coupling.scale.copy_(torch.from_numpy(np.array(p["scale"])))
+      _copy_conv(coupling.net.conv_in, p["net"]["conv_in"])
+      for j, (conv0, conv1) in enumerate(coupling.net.blocks):
+        _copy_conv(conv0, p["net"][f"block{j}_conv0"])
+        _copy_conv(conv1, p["net"][f"block{j}_conv1"])
+      _copy_conv(coupling.net.conv_out, p["net"]["conv_out"])
+    y = np.random.default_rng(3).normal(size=images.shape).astype(np.float32)
+    z, log_det = flow(torch.from_numpy(y.transpose(0, 3, 1, 2)))
+  model = realnvp.model_of(jax_step.method)
+  variables = {"params": params, **jax_step.state.model_state}
+  (z_jax, log_det_jax), _ = model.flow.apply(variables, y, train=True,
+                                             method=model.flow.forward,
+                                             mutable=["batch_stats"])
+  assert float(np.std(np.asarray(log_det_jax))) > 0.01  # the couplings act per example
+  np.testing.assert_allclose(z.numpy(), np.asarray(z_jax), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(log_det.numpy(), np.asarray(log_det_jax), rtol=1e-4, atol=1e-3)

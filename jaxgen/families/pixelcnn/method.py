@@ -32,13 +32,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
+import tqdm
 
 from jaxgen import registry
 from jaxgen.core import collectives, optim, precision, rng
@@ -141,14 +144,17 @@ def evaluate(model: Model, state: TrainState, batch: dict[str, jax.Array],
 
 
 def fill(model: Model, params, keys: jax.Array, levels: jax.Array, observed: jax.Array,
-         labels: jax.Array | None) -> jax.Array:
+         labels: jax.Array | None, start: Any = 0, stop: Any = None) -> jax.Array:
   """Draws every value not `observed`, in the model's order, in one compiled loop.
 
   keys: [B] per-example keys (value n of example b uses fold_in(keys[b], n));
   levels: int [B, H, W, C], the observed values (others are overwritten);
-  observed: bool [B, H, W, C]. Returns the completed level indices.
+  observed: bool [B, H, W, C]. Only values n in [start, stop) (raster-order
+  indices; default all) are drawn, so running the loop in consecutive ranges
+  gives what one call gives. Returns the completed level indices.
   """
   height, width, colors = model.shape
+  stop = height * width * colors if stop is None else stop
 
   def body(n, levels):
     i, rest = jnp.divmod(n, width * colors)
@@ -159,7 +165,50 @@ def fill(model: Model, params, keys: jax.Array, levels: jax.Array, observed: jax
     value = jnp.where(observed[:, i, j, c], levels[:, i, j, c], draw.astype(levels.dtype))
     return levels.at[:, i, j, c].set(value)
 
-  return jax.lax.fori_loop(0, height * width * colors, body, levels)
+  return jax.lax.fori_loop(start, stop, body, levels)
+
+
+def _fill_rows_impl(model: Model, params, keys, levels, observed, labels, start, stop):
+  return fill(model, params, keys, levels, observed, labels, start, stop)
+
+
+# start/stop travel as arrays, so every chunk of rows reuses one compiled
+# program; `model` is static (one per method, hashed by identity).
+_fill_rows = jax.jit(_fill_rows_impl, static_argnums=0)
+
+
+def _is_traced(tree: Any) -> bool:
+  return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+def fill_in_chunks(model: Model, params, keys: jax.Array, levels: jax.Array,
+                   observed: jax.Array, labels: jax.Array | None, *, rows_per_chunk: int = 1,
+                   progress: bool = True) -> jax.Array:
+  """`fill` as compiled chunks of `rows_per_chunk` image rows, with a tqdm bar between them.
+
+  The values drawn are those of one `fill` call: value n of example b uses
+  fold_in(keys[b], n) whichever chunk draws it.
+  """
+  if rows_per_chunk < 1:
+    raise ConfigError(f"rows_per_chunk must be at least 1, got {rows_per_chunk}")
+  height, width, colors = model.shape
+  per_row = width * colors
+  # Rows observed in every image draw nothing: skipped (completion of a bottom
+  # half runs half the network passes).
+  known_rows = np.asarray(observed).reshape(observed.shape[0], height, -1).all(axis=(0, 2))
+  bar = tqdm.tqdm(total=height, desc=f"{model.name} sampling {levels.shape[0]} images",
+                  unit="row", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+  try:
+    for row in range(0, height, rows_per_chunk):
+      end = min(row + rows_per_chunk, height)
+      if not known_rows[row:end].all():
+        levels = _fill_rows(model, params, keys, levels, observed, labels,
+                            jnp.int32(row * per_row), jnp.int32(end * per_row))
+        levels.block_until_ready()
+      bar.update(end - row)
+  finally:
+    bar.close()
+  return levels
 
 
 def _labels(model: Model, num: int, labels: Any) -> jax.Array | None:
@@ -195,12 +244,21 @@ def _observed(model: Model, num: int, observed: Any, mask: Any
 
 
 def sample(model: Model, state: TrainState, key: jax.Array, num: int, labels: Any = None,
-           observed: Any = None, mask: Any = None) -> jax.Array:
-  """num images in data space, drawn (or completed) value by value; see the module docstring."""
+           observed: Any = None, mask: Any = None, progress: bool = False) -> jax.Array:
+  """num images in data space, drawn (or completed) value by value; see the module docstring.
+
+  progress=True (called eagerly, as `jaxgen.sample` and `jaxgen sample` do):
+  the loop runs in compiled chunks of one image row with a progress bar; the
+  images are the same as those of one compiled call.
+  """
   labels = _labels(model, num, labels)
   levels, known = _observed(model, num, observed, mask)
   keys = rng.index_keys(key, jnp.arange(num))
-  levels = fill(model, state.params["network"], keys, levels, known, labels)
+  params = state.params["network"]
+  if progress and not _is_traced((params, key, levels)):
+    levels = fill_in_chunks(model, params, keys, levels, known, labels)
+  else:
+    levels = fill(model, params, keys, levels, known, labels)
   return model.codec.from_level_index(levels)
 
 
@@ -243,7 +301,7 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
 
 
 __all__ = ["Model", "apply_network", "complete", "default_config", "example_nll", "fill",
-           "make", "make_network", "sample"]
+           "fill_in_chunks", "make", "make_network", "sample"]
 
 registry.register(
     "pixelcnn", family="pixelcnn",

@@ -60,7 +60,7 @@ def density_grid(model: method_lib.Model, state: TrainState, *, low: Sequence[fl
 
 
 def density_figure(path: str | os.PathLike, grid: DensityGrid, *, data: np.ndarray,
-                   samples: np.ndarray, title: str = "") -> None:
+                   samples: np.ndarray, title: str = "", dpi: int = 110) -> None:
   """Three panels on the grid's box: the exact density, the data, the samples."""
   from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
   from matplotlib.colors import LogNorm  # pylint: disable=import-outside-toplevel
@@ -68,7 +68,7 @@ def density_figure(path: str | os.PathLike, grid: DensityGrid, *, data: np.ndarr
   step = (grid.xs[1] - grid.xs[0], grid.ys[1] - grid.ys[0])
   bins = [np.append(grid.xs - step[0] / 2, grid.xs[-1] + step[0] / 2)[::2],
           np.append(grid.ys - step[1] / 2, grid.ys[-1] + step[1] / 2)[::2]]
-  fig = Figure(figsize=(10.2, 3.6), dpi=110)
+  fig = Figure(figsize=(10.2, 3.6), dpi=dpi)
   axes = fig.subplots(1, 3)
   axes[0].imshow(grid.density, origin="lower", extent=extent, cmap="viridis")
   axes[0].set_title(f"exact density (mass in box {grid.mass:.4f})", fontsize=9)
