@@ -32,6 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.core import precision
+
 Array = jax.Array
 
 SQRT2 = math.sqrt(2.0)
@@ -90,6 +92,7 @@ def _lrelu(x: Array) -> Array:
   return jax.nn.leaky_relu(x, LEAKY_SLOPE)
 
 
+@precision.linear_layer
 class EqualizedDense(nn.Module):
   """A dense layer whose weights are scaled at run time by gain/√fan_in.
 
@@ -112,6 +115,7 @@ class EqualizedDense(nn.Module):
     return x @ (kernel * scale if self.equalized else kernel) + bias
 
 
+@precision.linear_layer
 class EqualizedConv(nn.Module):
   """A stride-1 'SAME' convolution with the runtime scale of `EqualizedDense`."""
 

@@ -37,6 +37,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.core import precision
+
 
 def dilation_schedule(depth: int, stacks: int) -> tuple[int, ...]:
   """(1, 2, 4, …, 2^depth) repeated `stacks` times (WaveNet's dilation pattern)."""
@@ -53,6 +55,7 @@ def shift_right(inputs: jax.Array) -> jax.Array:
   return jnp.pad(inputs, ((0, 0), (1, 0), (0, 0)))[:, :-1]
 
 
+@precision.linear_layer
 class CausalConv(nn.Module):
   """A causal 1-D convolution: out[t] = Σ_j in[t − (k−1−j)·d] W_j + b (zeros before t = 0)."""
 
