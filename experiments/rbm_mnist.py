@@ -1,7 +1,7 @@
 """RBMs (CD-1, CD-25, PCD) and a DBN on binarized MNIST: test log-likelihood by AIS.
 
   python experiments/rbm_mnist.py [--quick] [--out runs/rbm_mnist] [--epochs 20]
-                                  [--runs rbm_cd1,rbm_pcd,rbm_cd25,dbn]
+                                  [--epochs-cd25 N] [--runs rbm_cd1,rbm_pcd,rbm_cd25,dbn]
                                   [--ais paper|tenth] [--figures]
 
 Data: `idx:<repo>/../shared/data/mnist-t10k`, MNIST's 10,000 *test* images,
@@ -69,7 +69,8 @@ def get_config(run: str, args: argparse.Namespace):
   data = "digits" if args.quick else MNIST
   config = config_lib.get_config(method, data)
   per_epoch = 1438 // 100 if args.quick else 8000 // 100
-  epochs = args.epochs * (2 if method == "dbn" else 1)     # one per layer
+  epochs = args.epochs_cd25 if run == "rbm_cd25" and args.epochs_cd25 else args.epochs
+  epochs *= 2 if method == "dbn" else 1     # one stage per layer
   steps = max(1, epochs * per_epoch)
   if args.quick:
     size = ["model.hidden=16"] if method == "rbm" else ["model.layers=(16, 16)"]
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--out", default="runs/rbm_mnist")
   parser.add_argument("--runs", default="rbm_cd1,rbm_pcd,rbm_cd25,dbn")
   parser.add_argument("--epochs", type=int, default=20)
+  parser.add_argument("--epochs-cd25", type=int, default=0, help="0: --epochs")
   parser.add_argument("--learning-rate", type=float, default=0.02)
   parser.add_argument("--ais", default="paper", choices=("paper", "tenth"))
   parser.add_argument("--sample-steps", type=int, default=10_000)

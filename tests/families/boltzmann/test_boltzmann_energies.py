@@ -121,7 +121,8 @@ def test_pseudo_log_likelihood_exact_and_its_one_unit_estimate():
   pll = energies.pseudo_log_likelihood(v=v, params=params)
   np.testing.assert_allclose(pll, exact, rtol=1e-5)
   # The one-unit estimate is unbiased: averaged over many keys it approaches the PLL.
-  draws = jax.vmap(lambda k: energies.pseudo_log_likelihood_estimate(v=v, params=params, key=k))(
+  draws = jax.jit(jax.vmap(
+      lambda k: energies.pseudo_log_likelihood_estimate(v=v, params=params, key=k)))(
       jax.random.split(jax.random.PRNGKey(0), 4000))
   stderr = np.asarray(draws.std(0)) / np.sqrt(4000)
   assert np.all(np.abs(np.asarray(draws.mean(0)) - np.asarray(pll)) < 4 * stderr + 1e-3)
