@@ -1,7 +1,8 @@
 """RBMs (CD-1, CD-25, PCD) and a DBN on binarized MNIST: test log-likelihood by AIS.
 
   python experiments/rbm_mnist.py [--quick] [--out runs/rbm_mnist] [--epochs 20]
-                                  [--epochs-cd25 N] [--runs rbm_cd1,rbm_pcd,rbm_cd25,dbn]
+                                  [--epochs-cd25 N] [--epochs-dbn N]
+                                  [--runs rbm_cd1,rbm_pcd,rbm_cd25,dbn]
                                   [--ais paper|tenth] [--figures]
 
 Data: `idx:<repo>/../shared/data/mnist-t10k`, MNIST's 10,000 *test* images,
@@ -69,8 +70,11 @@ def get_config(run: str, args: argparse.Namespace):
   data = "digits" if args.quick else MNIST
   config = config_lib.get_config(method, data)
   per_epoch = 1438 // 100 if args.quick else 8000 // 100
-  epochs = args.epochs_cd25 if run == "rbm_cd25" and args.epochs_cd25 else args.epochs
-  epochs *= 2 if method == "dbn" else 1     # one stage per layer
+  epochs = args.epochs
+  if run == "rbm_cd25" and args.epochs_cd25:
+    epochs = args.epochs_cd25
+  if method == "dbn":
+    epochs = 2 * (args.epochs_dbn or args.epochs)     # one stage per layer
   steps = max(1, epochs * per_epoch)
   if args.quick:
     size = ["model.hidden=16"] if method == "rbm" else ["model.layers=(16, 16)"]
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--runs", default="rbm_cd1,rbm_pcd,rbm_cd25,dbn")
   parser.add_argument("--epochs", type=int, default=20)
   parser.add_argument("--epochs-cd25", type=int, default=0, help="0: --epochs")
+  parser.add_argument("--epochs-dbn", type=int, default=0, help="per layer; 0: --epochs")
   parser.add_argument("--learning-rate", type=float, default=0.02)
   parser.add_argument("--ais", default="paper", choices=("paper", "tenth"))
   parser.add_argument("--sample-steps", type=int, default=10_000)
