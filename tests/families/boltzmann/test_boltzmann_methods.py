@@ -213,3 +213,19 @@ def test_bad_settings_fail_with_one_line():
     jaxgen.fit(_config(model=["ais.boundaries=(0.5, 0.9)", "ais.counts=(1, 2)"]))
   with pytest.raises(ConfigError, match="model.visible"):
     jaxgen.fit(_config(model=["model.visible=poisson"]))
+
+
+def test_gaussian_rbm_trains_on_real_valued_data():
+  config = _config(model=["model.visible=gaussian", "data.binarize=none",
+                          "optim.learning_rate=0.01"])
+  method, batch = _method_and_batch(config)
+  assert not np.all((batch["x"] == 0) | (batch["x"] == 1))      # real-valued pixels
+  state = method.init(jax.random.PRNGKey(0), batch)
+  np.testing.assert_allclose(state.params["rbm"]["visible_bias"],
+                             np.mean(np.asarray(batch["x"]).reshape(32, -1), 0), rtol=1e-5)
+  state, metrics = jax.jit(method.train_step)(state, batch)
+  assert np.isfinite(float(metrics["loss"]))
+  values = method.evaluate(state, batch, jax.random.split(jax.random.PRNGKey(1), 32))
+  assert set(values) == {"neg_free_energy", "reconstruction_error"}
+  samples = method.sample(state, jax.random.PRNGKey(2), 3)
+  assert samples.shape == (3, 64) and np.all(np.isfinite(samples))
