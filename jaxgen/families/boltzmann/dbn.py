@@ -123,7 +123,8 @@ def init(model: Dbn, key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
     batches[name] = jnp.zeros((), jnp.float32)
     if s.persistent:
       chains[name] = rbm_method.init_chains(jax.random.fold_in(keys["chains"], l),
-                                            params[name], s.num_chains, "bernoulli")
+                                            params[name], s.num_chains, "bernoulli",
+                                            from_biases=True)
   model_state = {"data_mean": means, "data_batches": batches}
   if s.persistent:
     model_state["chains"] = chains

@@ -129,12 +129,21 @@ def _flat(model: Rbm, batch: dict[str, jax.Array]) -> jax.Array:
   return x.reshape(x.shape[0], model.dim)
 
 
-def init_chains(key: jax.Array, params: energies.Params, num: int, visible: str) -> jax.Array:
-  """Chains from noise: Bernoulli(1/2) or N(0, I) visible states, [num, D]."""
+def init_chains(key: jax.Array, params: energies.Params, num: int, visible: str,
+                from_biases: bool = False) -> jax.Array:
+  """Chains from noise: Bernoulli(1/2) or N(0, I) visible states, [num, D].
+
+  from_biases: Bernoulli(σ(b)) or N(b, I) instead — the visible biases' own
+  distribution, the data marginals when b was set from them (PCD's start:
+  chains from uniform noise made MNIST's first updates large enough to stall
+  PCD at lr 0.05).
+  """
   dim = params["visible_bias"].shape[0]
   if visible == "bernoulli":
-    return (energies.chain_noise(key, "uniform", (num, dim)) < 0.5).astype(jnp.float32)
-  return energies.chain_noise(key, "normal", (num, dim))
+    p = jax.nn.sigmoid(params["visible_bias"]) if from_biases else 0.5
+    return (energies.chain_noise(key, "uniform", (num, dim)) < p).astype(jnp.float32)
+  mean = params["visible_bias"] if from_biases else 0.0
+  return mean + energies.chain_noise(key, "normal", (num, dim))
 
 
 def init(model: Rbm, key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
@@ -150,7 +159,8 @@ def init(model: Rbm, key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
   model_state = {"data_mean": jnp.zeros((model.dim,), jnp.float32),
                  "data_batches": jnp.zeros((), jnp.float32)}
   if s.persistent:
-    model_state["chains"] = init_chains(keys["chains"], params, s.num_chains, s.visible)
+    model_state["chains"] = init_chains(keys["chains"], params, s.num_chains, s.visible,
+                                        from_biases=True)
   return TrainState.create(key=keys["base"], params={"rbm": params},
                            opt_state={"rbm": model.tx.init(params)}, model_state=model_state)
 
