@@ -3,7 +3,7 @@
   python experiments/rbm_mnist.py [--quick] [--out runs/rbm_mnist] [--epochs 20]
                                   [--epochs-cd25 N] [--epochs-dbn N]
                                   [--learning-rate-long 0.1] [--momentum-long 0]
-                                  [--runs rbm_cd1,rbm_pcd,rbm_cd25,dbn]
+                                  [--runs rbm_cd1,rbm_pcd,rbm_cd25,dbn,dbn_pcd]
                                   [--ais paper|tenth] [--figures]
 
 Data: `idx:<repo>/../shared/data/mnist-t10k`, MNIST's 10,000 *test* images,
@@ -24,7 +24,9 @@ its standard error and log(Ẑ ± 3σ), the PLL and reconstruction monitors,
 training and AIS times (under load on a shared machine, not performance
 figures). With --figures: docs/figures/rbm_mnist_filters.png (first 100
 filters of the PCD RBM), rbm_mnist_samples.png (its samples from 10,000-step
-Gibbs chains from noise, one chain per image), dbn_mnist_samples.png.
+Gibbs chains from noise, one chain per image), dbn_mnist_samples.png and
+dbn_pcd_mnist_samples.png (the `dbn` and `dbn_pcd` runs: a DBN trained by
+CD-1, and one by PCD with the PCD RBM's optimizer).
 `--quick`: tiny models on `digits` (8x8) for a few steps: a smoke test of the
 script, not a result.
 """
