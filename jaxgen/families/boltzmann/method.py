@@ -247,8 +247,9 @@ def long_chain_samples(params: energies.Params, key: jax.Array, *, num: int, ste
                        visible: str, chunk: int = 1000, progress: bool = False) -> jax.Array:
   """E[v | h] after `steps` Gibbs sweeps from noise: a host loop over compiled chunks.
 
-  Chunk c runs sweeps with fold_in(fold_in(key, "chain"), c·chunk + t), so a long
-  chain shows progress per chunk; the result is the same for any chunk size.
+  Sweep t draws from fold_in(chain key, t) (the chain key split from `key` by
+  purpose, as in `sample`), whichever chunk runs it, so a long chain shows
+  progress per chunk and the result is the same for any chunk size.
   """
   import tqdm  # pylint: disable=import-outside-toplevel
   keys = rng.split(key, "start", "chain", "last")
