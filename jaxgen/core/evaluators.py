@@ -69,11 +69,17 @@ class SampleBased:
 
 @dataclasses.dataclass(frozen=True)
 class ModelLevel:
-  """A function of the state and a key, returning scalars."""
+  """A function of the state and a key, returning scalars.
+
+  `compiled=False`: the runner calls `fn` as it is, not under `jax.jit` — for
+  an evaluator that drives its own loop of compiled pieces from the host (AIS
+  over chunks of temperatures, with a progress bar).
+  """
 
   name: str
   fn: Callable[[Any, jax.Array], dict[str, jax.Array]]
   protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
+  compiled: bool = True
 
 
 Evaluator = PerExample | SampleBased | ModelLevel

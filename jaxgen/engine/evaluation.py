@@ -313,7 +313,9 @@ class Evaluation:
                        ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     keys, rule = self.base_keys(MODEL_EVAL_SALT)
     if evaluator.name not in self._model_fns:
-      self._model_fns[evaluator.name] = self.strategy.compile_replicated(evaluator.fn)
+      # compiled=False: a host-driven loop over compiled chunks (AIS).
+      self._model_fns[evaluator.name] = (self.strategy.compile_replicated(evaluator.fn)
+                                         if evaluator.compiled else evaluator.fn)
     fn = self._model_fns[evaluator.name]
     replica_keys = keys if self.multi else keys[None]
     results = [jax.device_get(fn(r, jax.random.fold_in(replica_keys[i],
