@@ -151,7 +151,7 @@ def test_batch_statistics_stay_float32():
 NEEDS_PREREQUISITE = {"latent_diffusion"}
 METHODS = sorted(name for name, entry in registry.methods().items()
                  if entry.family != "test" and name not in NEEDS_PREREQUISITE)
-REFUSED = {"gmm", "gaussian_nb", "logistic_regression"}
+REFUSED = {"gmm", "gaussian_nb", "logistic_regression", "rbm", "dbn", "dbm"}
 
 
 @pytest.mark.parametrize("name", METHODS)

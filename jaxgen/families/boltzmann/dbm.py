@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError
 from jaxgen.families.boltzmann import dbn as dbn_lib
@@ -58,6 +58,8 @@ class Dbm:
 
 def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   """The DBM for `config` and the data `spec`."""
+  precision.require_float32(config, "dbm", "Gibbs sampling and AIS work with float32 "
+                            "probabilities and free energies")
   s = settings_lib.resolve_stack(config.model)
   if len(s.layers) != 2:
     raise ConfigError(f"dbm has exactly 2 hidden layers (model.layers), got {s.layers}")

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgen.core import optim, rng
+from jaxgen.core import optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError
 from jaxgen.families.boltzmann import energies, method as rbm_method
@@ -70,6 +70,8 @@ class Dbn:
 
 def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   """The DBN for `config` and the data `spec`."""
+  precision.require_float32(config, "dbn", "Gibbs sampling and AIS work with float32 "
+                            "probabilities and free energies")
   s = settings_lib.resolve_stack(config.model)
   if len(s.layers) < 2:
     raise ConfigError(f"dbn needs at least 2 hidden layers (model.layers), got {s.layers}; "

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.evaluators import ModelLevel
 from jaxgen.core.state import Method, TrainState
 from jaxgen.families.boltzmann import ais, energies
@@ -97,6 +97,8 @@ class Rbm:
 
 def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   """The RBM trained by CD-k or PCD, for `config` and the data `spec`."""
+  precision.require_float32(config, "rbm", "Gibbs sampling and AIS work with float32 "
+                            "probabilities and free energies")
   s = settings_lib.resolve_rbm(config.model)
   dim = settings_lib.check_data(spec, s.visible, "rbm")
   a = settings_lib.resolve_ais(config.ais)
