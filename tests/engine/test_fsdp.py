@@ -9,7 +9,7 @@ import jaxgen
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
-from jaxgen.engine import loop, parallel
+from jaxgen.engine import parallel, runs
 from tests.helpers import assert_trees_close, assert_trees_equal, params_of, tiny_vae
 
 
@@ -67,7 +67,7 @@ def _state_and_batch(strategy_name):
   method = registry.get("vae").make(config, dataset.spec)
   strategy = parallel.Strategy(strategy_name, 4)
   batch = next(data_lib.train_iterator(dataset, batch_size=config.data.batch_size))
-  state = strategy.init(method.init, loop.init_keys([0], False), batch)
+  state = strategy.init(method.init, runs.init_keys([0], False), batch)
   step = strategy.compile_step(method.train_step, donate=False)
   return state, step, strategy.put_batch(batch)
 
