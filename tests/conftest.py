@@ -18,7 +18,12 @@ def pytest_configure(config):
   programs (same model, same shapes) then hit this on-disk cache instead.
   """
   import jax  # pylint: disable=import-outside-toplevel
-  cache = config.cache.mkdir("xla_cache") if getattr(config, "cache", None) else None
+  # One cache per pytest-xdist worker: two processes reading and writing the
+  # same entries at once crashed a worker in XLA (an abort while loading a
+  # program), so workers never share a cache folder.
+  worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+  name = f"xla_cache_{worker}" if worker else "xla_cache"
+  cache = config.cache.mkdir(name) if getattr(config, "cache", None) else None
   if cache is not None:
     jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
