@@ -4,7 +4,7 @@
 
 Expect (5,000 steps, about 2 min on 2 CPU cores; seed 0, measured here):
 log p(x) estimate -22.1 nats (K=1000), better than the VAE's -22.4 with the same
-network, while its ELBO (-23.8) is worse: IWAE trades the single-sample bound
+network, while its ELBO (-23.9) is worse: IWAE trades the single-sample bound
 for the likelihood, as Burda et al. 2016 report.
 """
 

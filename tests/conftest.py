@@ -18,9 +18,8 @@ def pytest_configure(config):
   programs (same model, same shapes) then hit this on-disk cache instead.
   """
   import jax  # pylint: disable=import-outside-toplevel
-  # One cache per pytest-xdist worker: two processes reading and writing the
-  # same entries at once crashed a worker in XLA (an abort while loading a
-  # program), so workers never share a cache folder.
+  # One cache per pytest-xdist worker (`-n 2`), so that two processes never
+  # write and read the same entries at once.
   worker = os.environ.get("PYTEST_XDIST_WORKER", "")
   name = f"xla_cache_{worker}" if worker else "xla_cache"
   cache = config.cache.mkdir(name) if getattr(config, "cache", None) else None
