@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -399,10 +400,18 @@ def _drop_closed_loop_callbacks(unraisable) -> None:
   sys.__unraisablehook__(unraisable)
 
 
+def _drop_orphaned_task_errors(record: logging.LogRecord) -> bool:
+  """asyncio's "Task exception was never retrieved" after a failed restore."""
+  return "Task exception was never retrieved" not in record.getMessage()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the `jaxgen` command; returns the exit status."""
   warnings.formatwarning = _one_line_warning
   sys.unraisablehook = _drop_closed_loop_callbacks
+  # The same noise through asyncio's logger, whenever the orphaned task of a
+  # failed restore is collected (not always inside the restore).
+  logging.getLogger("asyncio").addFilter(_drop_orphaned_task_errors)
   args = _parser().parse_args(argv)
   try:
     if args.command == "list":

@@ -14,6 +14,8 @@ so a run resumes on any number of processes.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import pathlib
 import warnings
@@ -26,6 +28,33 @@ from jaxgen.errors import WorkdirError
 
 # Orbax logs every save at INFO; the run's own log says what matters.
 logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+class _DropOrphanedTaskErrors(logging.Filter):
+  """Drops asyncio's "Task exception was never retrieved" records.
+
+  When an array file is damaged, Orbax gathers its metadata reads in asyncio
+  tasks and lets the first error propagate; the sibling tasks' errors are
+  reported by asyncio's logger whenever they are garbage collected, as a
+  traceback around the one warning or error line jaxgen prints about it.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "Task exception was never retrieved" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_failed_restore():
+  """Restores with asyncio's orphaned-task tracebacks dropped, collecting the
+  orphaned tasks before the filter is removed."""
+  logger = logging.getLogger("asyncio")
+  quiet = _DropOrphanedTaskErrors()
+  logger.addFilter(quiet)
+  try:
+    yield
+  finally:
+    gc.collect()
+    logger.removeFilter(quiet)
 
 
 class Checkpointer:
@@ -96,7 +125,8 @@ class Checkpointer:
     skipped = []
     for candidate in steps:
       try:
-        state, data, config = self.restore(candidate, abstract_state)
+        with _quiet_failed_restore():
+          state, data, config = self.restore(candidate, abstract_state)
       except Exception as error:  # pylint: disable=broad-except
         # Orbax raises many types for damaged files (ValueError, OSError,
         # FileNotFoundError, tensorstore errors); any of them means "unreadable".
