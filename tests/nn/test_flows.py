@@ -140,8 +140,9 @@ def realnvp(normalization, shape=(2, 2, 4), num_scales=2):
                        normalization=normalization, momentum=0.0)
 
 
-FLOWS = [("batch", (2, 2, 4), 2), ("actnorm", (2, 2, 4), 2), ("none", (2, 2, 4), 2),
-         ("batch", (4, 4, 1), 2), ("actnorm", (4, 4, 2), 1)]
+# Each normalization once, one and two scales, odd and even channel counts
+# (each case compiles a vmapped Jacobian of the whole flow: ~10-20 s).
+FLOWS = [("batch", (4, 4, 1), 2), ("actnorm", (2, 2, 4), 2), ("none", (4, 4, 2), 1)]
 
 
 @pytest.mark.slow
