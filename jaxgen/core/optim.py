@@ -15,6 +15,9 @@ from jaxgen.core import settings
 from jaxgen.errors import ConfigError, choices
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lamb")
+# Optimizers whose `weight_decay` is an L2 term added to the gradient (the
+# others decay the weights in their own update, decoupled).
+COUPLED_WEIGHT_DECAY = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
 
 
@@ -29,7 +32,9 @@ def default_config(name: str = "adam", learning_rate: float = 1e-3,
       eps=1e-8,
       momentum=0.0,      # sgd; rmsprop
       decay=0.9,         # rmsprop
-      weight_decay=0.0,  # adamw, lamb
+      # adamw, lamb: decoupled (optax's); adam, sgd, rmsprop: an L2 term
+      # weight_decay * w added to the gradient before the optimizer.
+      weight_decay=0.0,
       schedule="constant",
       warmup_steps=0,
       # 0: the run's train.steps, written into the saved config when a run
@@ -108,6 +113,9 @@ def make(cfg: ml_collections.ConfigDict, total_steps: int,
   else:
     tx = optax.lamb(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
                     weight_decay=cfg.weight_decay)
+  if cfg.weight_decay and cfg.name in COUPLED_WEIGHT_DECAY:
+    # These optimizers have no decay of their own: the L2 penalty's gradient.
+    tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay), tx)
   if cfg.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
   return tx

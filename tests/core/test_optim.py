@@ -78,3 +78,28 @@ def test_the_prefix_names_the_section():
   cfg = optim.default_config(grad_clip_norm=-1.0)
   with pytest.raises(ConfigError, match="generator_optim.grad_clip_norm must be >= 0.0"):
     optim.make(cfg, 100, prefix="generator_optim")
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+def test_weight_decay_is_applied_by_every_optimizer(name):
+  """No optimizer ignores `weight_decay`: adam, sgd and rmsprop add the L2
+  term's gradient (their update is the one of g + wd·w); adamw and lamb decay
+  in their own update."""
+  params = {"w": jnp.array([1.0, -2.0, 0.5]), "b": jnp.array([0.3])}
+  grads = {"w": jnp.array([0.1, 0.2, -0.3]), "b": jnp.array([-0.05])}
+
+  def update(weight_decay, grads):
+    cfg = optim.default_config(name, learning_rate=0.1, momentum=0.5,
+                               weight_decay=weight_decay)
+    tx = optim.make(cfg, total_steps=10)
+    new, _ = optim.apply_gradients(tx, grads, tx.init(params), params)
+    return new
+
+  # A decay large enough to flip gradient signs: Adam's first step only
+  # sees the signs.
+  decayed, plain = update(1.0, grads), update(0.0, grads)
+  assert not np.allclose(decayed["w"], plain["w"], rtol=0, atol=1e-7)
+  if name in optim.COUPLED_WEIGHT_DECAY:
+    l2 = jax.tree.map(lambda g, w: g + 1.0 * w, grads, params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
+                 decayed, update(0.0, l2))
