@@ -428,7 +428,7 @@ def eval_file_name(seed: int | None = None, step: int | None = None,
   if seed is not None:
     parts.append(f"seed{seed}")
   if step is not None:
-    parts.append(f"step{step}")
+    parts.append("best" if step == "best" else f"step{step}")
   if num is not None:
     parts.append(f"num{num}")
   items = ([f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, Mapping)

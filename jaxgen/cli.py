@@ -42,6 +42,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from jaxgen.errors import NonFiniteError, UserError  # noqa: E402 pylint: disable=wrong-import-position
 
 
+def _step(text: str) -> int | str:
+  """--step: a step number or 'best'."""
+  if text == "best":
+    return text
+  try:
+    return int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f"must be a step number or 'best', got {text!r}") from None
+
+
 class _Parser(argparse.ArgumentParser):
   """argparse that reports bad usage as one line and exit status 2."""
 
@@ -86,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="number of samples (64); with --complete, the first NUM "
                            "images of the file (default: all)")
   sample.add_argument("--seed", type=int, default=0, help="sampling key seed (0)")
-  sample.add_argument("--step", type=int, default=None,
-                      help="the checkpoint to sample from (default: the newest)")
+  sample.add_argument("--step", type=_step, default=None,
+                      help="the checkpoint to sample from (default: the newest; 'best': the one kept by train.keep_best)")
   sample.add_argument("--replica", type=int, default=0,
                       help="which seed's replica of a multi-seed run")
   sample.add_argument("--set", dest="overrides", action="append", default=[],
@@ -128,8 +139,8 @@ def _parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--workdir", required=True)
   evaluate.add_argument("--seed", type=int, default=None,
                         help="evaluation key seed (default: the run's own keys)")
-  evaluate.add_argument("--step", type=int, default=None,
-                        help="the checkpoint to evaluate (default: the newest)")
+  evaluate.add_argument("--step", type=_step, default=None,
+                        help="the checkpoint to evaluate (default: the newest; 'best': the one kept by train.keep_best)")
   evaluate.add_argument("--num", type=int, default=None,
                         help="evaluate the first NUM test examples (default: all); "
                              "each keeps its own key; with --metrics: draw NUM "

@@ -65,6 +65,11 @@ def train_config() -> ml_collections.ConfigDict:
       sample_every=500,      # 0: only at the end
       checkpoint_every=500,  # 0: only at the end
       keep_checkpoints=3,
+      # Also keep the checkpoint with the best value of this evaluation metric
+      # (its name in eval.json, e.g. "fid_lenet_digits" or "elbo"; the mean over
+      # seeds) in the run's best/ folder, for `--step best`; "" keeps none.
+      keep_best="",
+      keep_best_mode="min",   # "min" or "max": which values are better
       num_samples=64,
       eval_batch_size=0,     # 0: data.batch_size
       final_eval=True,       # evaluate on the test split when training ends

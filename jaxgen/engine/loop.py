@@ -120,6 +120,12 @@ def _check_train_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"train.on_nonfinite must be 'stop' or 'continue', got "
                       f"{tc.on_nonfinite!r}")
   precision.check(tc.get("compute_dtype", precision.DEFAULT))
+  if tc.get("keep_best_mode", "min") not in ("min", "max"):
+    raise ConfigError(f"train.keep_best_mode must be 'min' or 'max', got "
+                      f"{tc.keep_best_mode!r}")
+  if tc.get("keep_best") and not (tc.eval_every or tc.final_eval):
+    raise ConfigError("train.keep_best needs evaluations: set train.eval_every or "
+                      "train.final_eval=True")
   if tc.seed_strategy not in SEED_STRATEGIES:
     raise ConfigError(f"unknown train.seed_strategy {tc.seed_strategy!r}; "
                       f"valid: {choices(SEED_STRATEGIES)}")
@@ -228,6 +234,8 @@ class Trainer:
         self.workdir / workdir_lib.CHECKPOINT_DIR, self.tc.keep_checkpoints)
                          if self.workdir is not None else None)
     self.last_checkpoint: int | None = None
+    self.best = (_BestCheckpoint(self.workdir, self.tc, self.is_main)
+                 if self.workdir is not None and self.tc.get("keep_best") else None)
     self.evaluation = evaluation_lib.Evaluation(
         self.method, self.spec,
         evaluation_lib.evaluators_for(self.method, self.spec, self.tc.coverage_samples)
@@ -364,6 +372,18 @@ class Trainer:
                            self.config_dict)
     self.last_checkpoint = step
 
+  def _keep_best(self, state: TrainState, iterators: list[Any], step: int,
+                 evaluation: dict[str, Any] | None) -> None:
+    """Saves `state` into best/ when `evaluation` improves on the best so far."""
+    if self.best is None or evaluation is None or not self.best.improves(evaluation):
+      return
+    state = self.strategy.unreplicate(state)
+    finite = np.asarray(jax.device_get(_finite_replicas(
+        (state.params, state.opt_state, state.model_state), self.multi)))
+    if finite.all():
+      self.best.save(step, state, [it.get_state() for it in iterators],
+                     self.config_dict, evaluation)
+
   # ------------------------------------------------------------ evaluation
   def evaluate(self, state: TrainState, step: int,
                split: str = "test") -> dict[str, Any] | None:
@@ -492,6 +512,7 @@ class Trainer:
     if status == "completed":
       if self.tc.final_eval:
         last_eval = self.evaluate(state, step)
+        self._keep_best(state, iterators, step, last_eval)
       self.write_images(state, step, final=True)
       if self.workdir is not None and last_eval is not None and self.is_main:
         evaluation_lib.write_eval_file(self.workdir / workdir_lib.EVAL_FILE, step,
@@ -499,6 +520,8 @@ class Trainer:
     self.writer.close()
     if self.checkpointer is not None:
       self.checkpointer.close()
+    if self.best is not None:
+      self.best.close()
     return RunResult(
         state=self.strategy.unreplicate(state),
         metrics={"train": last_train, "eval": last_eval},
@@ -566,6 +589,7 @@ class Trainer:
           self._save(state, iterators, step)
         if _due(step, self.tc.eval_every) and not is_last:
           last_eval = self.evaluate(state, step)
+          self._keep_best(state, iterators, step, last_eval)
         if _due(step, self.tc.sample_every) and not is_last:
           self.write_images(state, step, final=False)
     return state, step, last_train, last_eval, stop_signal
@@ -637,6 +661,54 @@ def _finite_replicas(tree: Any, multi: bool) -> jax.Array:
   if not flags:
     return jnp.ones((), bool)
   return jnp.stack(flags).all(axis=0)
+
+
+class _BestCheckpoint:
+  """The checkpoint with the best `train.keep_best` metric so far, in best/.
+
+  best/best.json names its step, the metric, its value (the mean over seeds)
+  and the values per seed; a resumed run reads it back, so the best is the
+  best over the whole run. `jaxgen.load(workdir, step="best")` restores it.
+  """
+
+  def __init__(self, workdir: pathlib.Path, tc: ml_collections.ConfigDict,
+               is_main: bool):
+    self.metric, self.mode, self.is_main = tc.keep_best, tc.keep_best_mode, is_main
+    self.folder = workdir / workdir_lib.BEST_DIR
+    self.checkpointer: checkpoint_lib.Checkpointer | None = None   # at the first save
+    record = workdir_lib.read_best(workdir)
+    self.value = (record["value"] if record and record.get("metric") == self.metric
+                  and record.get("mode") == self.mode else None)
+
+  def improves(self, evaluation: dict[str, Any]) -> bool:
+    if self.metric not in evaluation:
+      raise ConfigError(f"train.keep_best={self.metric!r} is not a metric of this "
+                        f"run's evaluation; valid: {choices(sorted(evaluation))}")
+    value = float(np.mean(np.asarray(evaluation[self.metric], np.float64)))
+    if not np.isfinite(value):
+      return False
+    return self.value is None or (value < self.value if self.mode == "min"
+                                  else value > self.value)
+
+  def save(self, step: int, state: TrainState, data_states: list[dict[str, Any]],
+           config: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    values = np.asarray(evaluation[self.metric], np.float64)
+    if self.checkpointer is None:
+      self.checkpointer = checkpoint_lib.Checkpointer(self.folder, keep=1)
+    if step not in self.checkpointer.all_steps():   # a resumed run redoing a step
+      self.checkpointer.save(step, state, data_states, config)
+    self.value = float(np.mean(values))
+    if self.is_main:
+      record = {"step": step, "metric": self.metric, "mode": self.mode,
+                "value": self.value, "values": values.reshape(-1).tolist()}
+      target = self.folder / workdir_lib.BEST_FILE
+      temporary = target.with_suffix(".json.tmp")
+      temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+      temporary.replace(target)
+
+  def close(self) -> None:
+    if self.checkpointer is not None:
+      self.checkpointer.close()
 
 
 def _saved_config(workdir: str | pathlib.Path) -> dict[str, Any] | None:

@@ -81,8 +81,11 @@ class LoadedRun:
     return jax.tree.map(lambda x: x[index], self.state)
 
 
-def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
+def load(workdir: str | pathlib.Path, step: int | str | None = None) -> LoadedRun:
   """Restores a run's method and state: checkpoint `step`, or the newest restorable.
+
+  step="best": the checkpoint kept by `train.keep_best` (best/best.json says
+  which step and value).
 
   A damaged newest checkpoint is skipped with a one-line warning naming it (the
   files stay where they are); a `step` that does not exist or cannot be read,
@@ -98,7 +101,16 @@ def load(workdir: str | pathlib.Path, step: int | None = None) -> LoadedRun:
   method = build_method(config, spec)
   seeds = config_lib.seeds_of(config)
   multi = bool(config.train.seeds)
-  checkpointer = checkpoint_lib.Checkpointer(path / workdir_lib.CHECKPOINT_DIR)
+  folder = workdir_lib.CHECKPOINT_DIR
+  if step == "best":
+    best = workdir_lib.read_best(path)
+    if best is None:
+      raise WorkdirError(f"workdir {str(path)!r} has no best checkpoint (train.keep_best "
+                         "names the metric that keeps one)")
+    folder, step = workdir_lib.BEST_DIR, None
+  elif step is not None and not isinstance(step, int):
+    raise ConfigError(f"step must be a step number or 'best', got {step!r}")
+  checkpointer = checkpoint_lib.Checkpointer(path / folder)
   try:
     if not checkpointer.all_steps():
       raise WorkdirError(f"workdir {str(path)!r} has no checkpoint yet")

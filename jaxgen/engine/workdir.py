@@ -33,11 +33,13 @@ CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"          # the best checkpoint by train.keep_best, and best.json
+BEST_FILE = "best.json"
 EVAL_FILE = "eval.json"
 LOCK_FILE = ".lock"
 # Only these (names and glob patterns) are removed by --overwrite; anything
 # else in the folder stays.
-OWNED = (CONFIG_FILE, RUN_FILE, METRICS_FILE, CHECKPOINT_DIR, EVAL_FILE, "eval",
+OWNED = (CONFIG_FILE, RUN_FILE, METRICS_FILE, CHECKPOINT_DIR, BEST_DIR, EVAL_FILE, "eval",
          "samples", "reconstructions", "samples*.png", "reconstructions*.png",
          "tensorboard")
 # Files that do not make a folder "hold something": the lock of a trainer.
@@ -219,6 +221,12 @@ def _check_steps(path: pathlib.Path, config: dict[str, Any]) -> None:
     unlock(path)
     raise WorkdirError(f"train.steps={steps} is below step {done}, where the run in "
                        f"{str(path)!r} stands; resume with {done} steps or more")
+
+
+def read_best(path: str | pathlib.Path) -> dict[str, Any] | None:
+  """best/best.json of a run (train.keep_best), or None when it has none."""
+  file = pathlib.Path(path) / BEST_DIR / BEST_FILE
+  return _read_json(file, "best-checkpoint record") if file.exists() else None
 
 
 def _read_json(file: pathlib.Path, what: str) -> dict[str, Any] | None:
