@@ -274,7 +274,9 @@ class Strategy:
     """The state as one copy (drops pmap's device axis)."""
     if self.on_mesh:
       return tree
-    return jax.tree.map(lambda x: x[0], tree)
+    # The first local device's copy, as it is: indexing the device axis (x[0])
+    # would run a program across all the devices for every leaf shape.
+    return jax.tree.map(_first_copy, tree)
 
   def replicated_sharding(self) -> NamedSharding:
     return NamedSharding(self.mesh, P())
@@ -375,3 +377,11 @@ def _put_leading(x: np.ndarray, devices: Sequence[jax.Device]) -> jax.Array:
   mesh = Mesh(np.asarray(devices), ("devices",))
   sharding = NamedSharding(mesh, P("devices"))
   return jax.device_put(np.asarray(x), sharding)
+
+
+def _first_copy(x: Any) -> Any:
+  """One replica of a pmap-replicated array: its first local device's shard."""
+  if not isinstance(x, jax.Array):
+    return x[0]
+  shard = x.addressable_shards[0].data   # [1, ...] (or the whole array, unsharded)
+  return shard.reshape(x.shape[1:]) if shard.shape[0] == 1 else shard[0]
