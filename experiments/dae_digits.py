@@ -6,7 +6,7 @@
 Evaluation reports the reconstruction error of clean test digits (mse) and of
 corrupted ones against the clean originals (denoising_mse).
 Expect (3,000 steps, about 30 s on 2 CPU cores; seed 0, measured here):
-test mse 0.0098 on clean digits, denoising_mse 0.0139 on masked ones.
+test mse 0.0100 on clean digits, denoising_mse 0.0141 on masked ones (re-run 2026-12-07).
 """
 
 import jaxgen
