@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -10,8 +11,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxgen.core import collectives
 from jaxgen.core import settings
-
 from jaxgen.errors import ConfigError, choices
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lamb")
@@ -181,3 +182,24 @@ def schedule_horizon(train: ml_collections.ConfigDict | Any) -> int:
   0) uses `train.steps`.
   """
   return int(train.get("schedule_steps", 0) or train.steps)
+
+
+def maximum_likelihood_step(tx: optax.GradientTransformation, state: Any,
+                            example_nll: Callable[[Any], jax.Array]):
+  """One step on the mean of `example_nll(params)` -> [B] over the "network"
+  parameters, gradients averaged over the devices (exact-likelihood families).
+
+  Returns (new_state, mean loss, the per-example values, the gradients).
+  """
+
+  def loss_fn(params):
+    values = example_nll(params)
+    return jnp.mean(values), values
+
+  (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["network"])
+  grads = collectives.mean_over_devices(grads)
+  params, opt_state = apply_gradients(tx, grads, state.opt_state["network"],
+                                      state.params["network"])
+  new_state = state.replace(step=state.step + 1, params={"network": params},
+                            opt_state={"network": opt_state})
+  return new_state, loss, values, grads

@@ -44,7 +44,7 @@ import optax
 import tqdm
 
 from jaxgen import registry
-from jaxgen.core import collectives, optim, precision, rng
+from jaxgen.core import optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.data import codec as codec_lib
 from jaxgen.errors import ConfigError
@@ -119,17 +119,8 @@ def example_nll(model: Model, params, batch: dict[str, jax.Array]) -> jax.Array:
 def train_step(model: Model, state: TrainState, batch: dict[str, jax.Array]
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One maximum-likelihood step: the mean exact NLL of the batch (no randomness)."""
-
-  def loss_fn(params):
-    nats = example_nll(model, params, batch)
-    return jnp.mean(nats), nats
-
-  (loss, nats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["network"])
-  grads = collectives.mean_over_devices(grads)
-  params, opt_state = optim.apply_gradients(model.tx, grads, state.opt_state["network"],
-                                            state.params["network"])
-  new_state = state.replace(step=state.step + 1, params={"network": params},
-                            opt_state={"network": opt_state})
+  new_state, loss, nats, grads = optim.maximum_likelihood_step(
+      model.tx, state, lambda params: example_nll(model, params, batch))
   bits = model.codec.bits_per_dim(nats, dims=model.dims)
   return new_state, {"loss": loss, "bits_per_dim": jnp.mean(bits),
                      "grad_norm": optax.tree.norm(grads)}
