@@ -64,7 +64,7 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   if len(s.layers) != 2:
     raise ConfigError(f"dbm has exactly 2 hidden layers (model.layers), got {s.layers}")
   dim = settings_lib.check_data(spec, "bernoulli", "dbm")
-  a = settings_lib.resolve_ais(config.ais)
+  a = settings_lib.resolve_ais(config.ais, "dbm")
   stage_steps = dbn_lib.resolve_stage_steps(s, optim.schedule_horizon(config.train),
                                             NUM_STAGES)
   tx = rbm_method.decayed_optimizer(config.optim, s.weight_decay, stage_steps)
@@ -88,7 +88,9 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
       train_step=lambda state, batch: train_step(model, state, batch),
       sample=lambda state, key, num: sample(model, state, key, num),
       evaluate=lambda state, batch, keys: evaluate(model, state, batch, keys),
-      eval_protocol=protocol, evaluators=(evaluator,))
+      eval_protocol=protocol, evaluators=(evaluator, rbm_method.log_likelihood_evaluator(
+          per_example="bound_plus_log_z", out="log_likelihood_bound",
+          what="the test lower bound (mean-field bound with AIS on the DBM)")))
 
 
 def _dbm_params(p: Params) -> Params:

@@ -38,6 +38,12 @@ def ais_config(quick: bool = True) -> dict[str, Any]:
       # this many pseudo-counts over the examples seen (keeps it off 0 and 1)
       base_rate_pseudocount=1.0,
       progress=True,
+      # rbm only: also RAISE (reverse AIS from every test point, Burda et al. 2015),
+      # a per-example evaluator over the same temperatures: `raise_log_likelihood`
+      # (conservative) beside AIS's `log_likelihood` (optimistic). Costs
+      # reverse_runs x temperatures Gibbs sweeps per test example.
+      reverse=False,
+      reverse_runs=1,              # reverse chains per test example
   )
 
 
@@ -143,14 +149,18 @@ class AisSettings:
   chunk: int = field(minimum=1)
   base_rate_pseudocount: float = field(minimum=0.0, exclusive_minimum=True)
   progress: bool = field()
+  reverse: bool = field(default=False)
+  reverse_runs: int = field(default=1, minimum=1)
 
   @property
   def num_temperatures(self) -> int:
     return sum(self.counts)
 
 
-def resolve_ais(section: Any) -> AisSettings:
+def resolve_ais(section: Any, method: str = "rbm") -> AisSettings:
   s = settings_lib.resolve(AisSettings, section, "ais")
+  if s.reverse and method != "rbm":
+    raise ConfigError(f"ais.reverse (RAISE) is implemented for rbm, not {method}")
   if len(s.boundaries) != len(s.counts):
     raise ConfigError(f"ais.boundaries and ais.counts must have the same length, got "
                       f"{len(s.boundaries)} and {len(s.counts)}")

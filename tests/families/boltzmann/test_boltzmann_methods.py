@@ -1,6 +1,7 @@
 """`rbm`, `dbn` and `dbm` through the engine: training, PCD chains, resume, devices, bounds."""
 
 import itertools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +46,10 @@ def test_rbm_cd1_trains_and_evaluates_with_ais():
   assert np.isfinite(evaluation["ais_log_z"]) and evaluation["ais_log_z_stderr"] >= 0
   log_p = boltzmann.log_likelihood_of(evaluation)
   assert -64 * np.log(2) < log_p < 0    # better than uniform over 64 binary pixels
+  # the evaluation reports it itself (a derived evaluator), with S&M's interval
+  assert evaluation["log_likelihood"] == pytest.approx(log_p, abs=1e-9)
+  assert (evaluation["log_likelihood_minus_3se"] <= evaluation["log_likelihood"]
+          <= evaluation["log_likelihood_plus_3se"])
   assert evaluation["pseudo_log_likelihood"] < 0
   # the running data mean is the mean of the batches seen
   ms = result.state.model_state
@@ -53,6 +58,33 @@ def test_rbm_cd1_trains_and_evaluates_with_ais():
   samples = jax.jit(lambda s, k: result.method.sample(s, k, 5))(result.state,
                                                                 jax.random.PRNGKey(0))
   assert samples.shape == (5, 64) and np.all((samples >= 0) & (samples <= 1))
+
+
+def test_rbm_evaluation_reports_raise_beside_ais_and_both_match_the_exact_value(tmp_path):
+  """ais.reverse=True: eval.json holds AIS's log-likelihood and RAISE's, both near the
+  exact test log-likelihood of this 16-hidden-unit RBM (enumerated), RAISE's implied
+  log Z near the exact one."""
+  config = _config(steps=40, model=["optim.learning_rate=0.1", "optim.schedule=constant",
+                                    "model.init_std=0.1", "ais.reverse=True",
+                                    "ais.counts=(20, 60, 120)", "ais.runs=32"],
+                   final_eval=True)
+  result = jaxgen.fit(config, workdir=tmp_path)
+  saved = json.loads((tmp_path / "eval.json").read_text())
+  values, protocol = saved["metrics"], saved["protocol"]
+  assert protocol["raise"]["runs_per_example"] == 1 and "RAISE" in protocol["raise"]["estimator"]
+  exact_log_z = float(energies.log_partition_exact(params=result.state.params["rbm"],
+                                                   visible="bernoulli"))
+  exact = values["neg_free_energy"] - exact_log_z
+  assert values["log_likelihood"] == pytest.approx(exact, abs=0.2)
+  assert values["raise_log_likelihood"] == pytest.approx(exact, abs=0.2)
+  assert values["raise_log_z"] == pytest.approx(exact_log_z, abs=0.2)
+  assert values["raise_log_z"] == pytest.approx(
+      values["neg_free_energy"] - values["raise_log_likelihood"], abs=1e-9)
+
+
+def test_raise_is_for_the_rbm_only():
+  with pytest.raises(ConfigError, match="ais.reverse .* rbm, not dbm"):
+    jaxgen.fit(_config("dbm", model=["ais.reverse=True"]))
 
 
 def _method_and_batch(config):
