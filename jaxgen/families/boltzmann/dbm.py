@@ -54,6 +54,7 @@ class Dbm:
   stage_steps: int
   tx: optax.GradientTransformation
   batch_size: int
+  tx_dbm: optax.GradientTransformation   # stage 2's: tx, its updates scaled
 
 
 def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
@@ -68,15 +69,18 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   stage_steps = dbn_lib.resolve_stage_steps(s, optim.schedule_horizon(config.train),
                                             NUM_STAGES)
   tx = rbm_method.decayed_optimizer(config.optim, s.weight_decay, stage_steps)
+  scale = s.learning_rate_scale_dbm
+  tx_dbm = tx if scale == 1.0 else optax.chain(tx, optax.scale(scale))
   model = Dbm(s, a, tuple(spec.shape), (dim,) + s.layers, stage_steps, tx,
-              int(config.data.batch_size))
+              int(config.data.batch_size), tx_dbm)
   protocol = {
       "estimator": "bound_plus_log_z: the mean-field lower bound on log p(v) plus log Z "
                    f"({s.mean_field_steps} fixed-point iterations); the test bound is "
                    "bound_plus_log_z - ais_log_z",
       "units": "nats per example",
       "model": f"DBM {'-'.join(map(str, model.sizes))}: modified-RBM pre-training, then "
-               f"mean field + {s.num_chains} persistent chains; {stage_steps} steps per stage",
+               f"mean field + {s.num_chains} persistent chains; {stage_steps} steps per stage"
+               + (f"; DBM-stage learning rate x{scale:g}" if scale != 1.0 else ""),
   }
   evaluator = rbm_method.ais_evaluator(
       name="ais", model="dbm", params_fn=lambda st: _dbm_params(st.params["dbm"]), a=a,
@@ -130,7 +134,7 @@ def init(model: Dbm, key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
                     "h2": draw(chain_keys[4], h2)}}
   opt_state = {"rbm0": model.tx.init({k: p[n] for k, n in _NAMES["rbm0"].items()}),
                "rbm1": model.tx.init({k: p[n] for k, n in _NAMES["rbm1"].items()}),
-               "dbm": model.tx.init(_dbm_params(p))}
+               "dbm": model.tx_dbm.init(_dbm_params(p))}
   model_state = {"data_mean": jnp.zeros((dim,), jnp.float32),
                  "data_batches": jnp.zeros((), jnp.float32), "chains": chains}
   return TrainState.create(key=keys["base"], params={"dbm": p}, opt_state=opt_state,
@@ -224,7 +228,8 @@ def _dbm_branch(model: Dbm, v: jax.Array, keys: dict[str, jax.Array]):
     start = tuple(model_state["chains"]["dbm"][k] for k in ("v", "h1", "h2"))
     chains, _ = jax.lax.scan(body, start, jnp.arange(model.s.cd_steps))
     grads = dbm_gradient(v=v, mu1=mu1, mu2=mu2, chains=chains)
-    new, new_opt = optim.apply_gradients(model.tx, grads, opt_state["dbm"], _dbm_params(p))
+    new, new_opt = optim.apply_gradients(model.tx_dbm, grads, opt_state["dbm"],
+                                         _dbm_params(p))
     recon = collectives.mean_over_devices(jnp.mean(jnp.sum(jnp.square(
         v - jax.nn.sigmoid(mu1 @ p["w1"].T + p["b"])), -1)))
     return (({"dbm": {**p, **new}}, {**opt_state, "dbm": new_opt},

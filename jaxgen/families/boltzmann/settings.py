@@ -90,7 +90,9 @@ def stack_model_config(kind: str) -> dict[str, Any]:
   if kind == "dbn":
     config.update(bound_samples=1)   # q(h|v) samples per example of the lower bound
   else:
-    config.update(mean_field_steps=10, persistent=True)   # S&H 2009: PCD for the DBM
+    config.update(mean_field_steps=10, persistent=True,   # S&H 2009: PCD for the DBM
+                  # the DBM stage's learning rate as a multiple of optim's (pre-training's)
+                  learning_rate_scale_dbm=1.0)
   return config
 
 
@@ -137,6 +139,7 @@ class StackSettings:
   propagate: str = field(choices=PROPAGATE)
   bound_samples: int = field(default=1, minimum=1)
   mean_field_steps: int = field(default=10, minimum=1)
+  learning_rate_scale_dbm: float = field(default=1.0, minimum=0.0, exclusive_minimum=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -234,8 +234,27 @@ def test_dbm_trains_through_its_stages_and_samples():
   assert stages == [0] * 3 + [1] * 3 + [2] * 3
   evaluation = result.metrics["eval"]
   assert np.isfinite(boltzmann.log_likelihood_of(evaluation, per_example="bound_plus_log_z"))
+  assert evaluation["log_likelihood_bound"] == pytest.approx(
+      boltzmann.log_likelihood_of(evaluation, per_example="bound_plus_log_z"), abs=1e-9)
   samples = result.method.sample(result.state, jax.random.PRNGKey(0), 4)
   assert samples.shape == (4, 64) and np.all((samples >= 0) & (samples <= 1))
+
+
+def test_dbm_stage_learning_rate_scale_scales_only_the_dbm_stage_updates():
+  updates = {}
+  for scale in (1.0, 0.25):
+    config = _config("dbm", 9, ["model.stage_steps=3", f"model.learning_rate_scale_dbm={scale}",
+                                "optim.momentum=0.0"])
+    method, batch = _method_and_batch(config)
+    state = method.init(jax.random.PRNGKey(0), batch)
+    step = jax.jit(method.train_step)
+    for at in (0, 6):   # a pre-training step (stage 0) and a DBM step (stage 2)
+      new, _ = step(state.replace(step=jnp.asarray(at, jnp.int32)), batch)
+      updates[scale, at] = jax.tree.map(lambda a, b: a - b, new.params, state.params)
+  assert_trees_close(updates[0.25, 0], updates[1.0, 0], rtol=1e-6, atol=1e-9)   # untouched
+  assert_trees_close(updates[0.25, 6], jax.tree.map(lambda u: 0.25 * u, updates[1.0, 6]),
+                     rtol=1e-5, atol=2e-7)   # float32 rounding of new - old
+  assert float(jnp.abs(updates[1.0, 6]["dbm"]["w2"]).max()) > 0
 
 
 def test_bad_settings_fail_with_one_line():
