@@ -114,6 +114,7 @@ def get_config(run: str, args: argparse.Namespace):
     # DBM diverge (log Z ~ 16,000), lr 0.02 left its reconstruction worse than the
     # bottom RBM's; S&H 2009 trained the DBM stage at 0.005.
     config.model.learning_rate_scale_dbm = args.dbm_stage_scale
+    config.model.chain_burn_in = args.dbm_burn_in
   return config
 
 
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--epochs-dbm", type=int, default=0, help="per stage; 0: --epochs")
   parser.add_argument("--dbm-stage-scale", type=float, default=0.1,
                       help="the DBM stage's learning rate / --learning-rate (pre-training's)")
+  parser.add_argument("--dbm-burn-in", type=int, default=500,
+                      help="Gibbs sweeps of the DBM's chains (from noise) when its stage starts")
   parser.add_argument("--layers-dbm", default="500,1000", help="the DBM's hidden layers")
   parser.add_argument("--learning-rate", type=float, default=0.02)
   parser.add_argument("--learning-rate-long", type=float, default=0.1,

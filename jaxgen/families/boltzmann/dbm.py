@@ -214,8 +214,13 @@ def _pretrain_branch(model: Dbm, name: str, v: jax.Array, keys: dict[str, jax.Ar
   return branch
 
 
-def _dbm_branch(model: Dbm, v: jax.Array, keys: dict[str, jax.Array]):
-  """Stage 2: mean field on the data, `cd_steps` sweeps of the persistent chains, one update."""
+def _dbm_branch(model: Dbm, v: jax.Array, keys: dict[str, jax.Array], step: jax.Array):
+  """Stage 2: mean field on the data, `cd_steps` sweeps of the persistent chains, one update.
+
+  On the stage's first step the chains (started from noise at init) first run
+  `chain_burn_in` sweeps with the pre-trained weights; burn-in sweep t draws
+  from fold_in(key, cd_steps + t), keys the regular sweeps 0..cd_steps-1 do not use.
+  """
 
   def branch(operand):
     params, opt_state, model_state = operand
@@ -226,6 +231,10 @@ def _dbm_branch(model: Dbm, v: jax.Array, keys: dict[str, jax.Array]):
       return gibbs_sweep(jax.random.fold_in(keys["negative"], t), chains, p), None
 
     start = tuple(model_state["chains"]["dbm"][k] for k in ("v", "h1", "h2"))
+    first = step == (NUM_STAGES - 1) * model.stage_steps
+    burn_in = jnp.where(first, model.s.chain_burn_in, 0)
+    start = jax.lax.fori_loop(0, burn_in, lambda t, c: gibbs_sweep(
+        jax.random.fold_in(keys["negative"], model.s.cd_steps + t), c, p), start)
     chains, _ = jax.lax.scan(body, start, jnp.arange(model.s.cd_steps))
     grads = dbm_gradient(v=v, mu1=mu1, mu2=mu2, chains=chains)
     new, new_opt = optim.apply_gradients(model.tx_dbm, grads, opt_state["dbm"],
@@ -248,7 +257,7 @@ def train_step(model: Dbm, state: TrainState, batch: dict[str, jax.Array]
   v = jnp.asarray(batch["x"], jnp.float32).reshape(batch["x"].shape[0], model.sizes[0])
   stage = dbn_lib.stage_of(state.step, model.stage_steps, NUM_STAGES)
   branches = [_pretrain_branch(model, "rbm0", v, keys), _pretrain_branch(model, "rbm1", v, keys),
-              _dbm_branch(model, v, keys)]
+              _dbm_branch(model, v, keys, state.step)]
   (params, opt_state, model_state), metrics = jax.lax.switch(
       stage, branches, (state.params, state.opt_state, state.model_state))
   model_state = rbm_method.running_mean(model_state, v)

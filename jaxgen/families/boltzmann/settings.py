@@ -92,7 +92,10 @@ def stack_model_config(kind: str) -> dict[str, Any]:
   else:
     config.update(mean_field_steps=10, persistent=True,   # S&H 2009: PCD for the DBM
                   # the DBM stage's learning rate as a multiple of optim's (pre-training's)
-                  learning_rate_scale_dbm=1.0)
+                  learning_rate_scale_dbm=1.0,
+                  # Gibbs sweeps of the persistent chains (from noise) when the DBM
+                  # stage starts, with the pre-trained weights
+                  chain_burn_in=0)
   return config
 
 
@@ -140,6 +143,7 @@ class StackSettings:
   bound_samples: int = field(default=1, minimum=1)
   mean_field_steps: int = field(default=10, minimum=1)
   learning_rate_scale_dbm: float = field(default=1.0, minimum=0.0, exclusive_minimum=True)
+  chain_burn_in: int = field(default=0, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -280,3 +280,20 @@ def test_gaussian_rbm_trains_on_real_valued_data():
   assert set(values) == {"neg_free_energy", "reconstruction_error"}
   samples = method.sample(state, jax.random.PRNGKey(2), 3)
   assert samples.shape == (3, 64) and np.all(np.isfinite(samples))
+
+
+def test_dbm_chains_burn_in_once_when_the_dbm_stage_starts():
+  config = _config("dbm", 9, ["model.stage_steps=3", "model.chain_burn_in=4",
+                              "model.cd_steps=2"])
+  method, batch = _method_and_batch(config)
+  state = method.init(jax.random.PRNGKey(0), batch)
+  step = jax.jit(method.train_step)
+  for at, sweeps in ((6, 4), (7, 0)):   # the stage's first step burns in, the next does not
+    start = state.replace(step=jnp.asarray(at, jnp.int32))
+    new, _ = step(start, batch)
+    key = start.keys("up", "negative")["negative"]
+    chains = tuple(start.model_state["chains"]["dbm"][k] for k in ("v", "h1", "h2"))
+    for t in list(range(2, 2 + sweeps)) + [0, 1]:
+      chains = dbm.gibbs_sweep(jax.random.fold_in(key, t), chains, start.params["dbm"])
+    assert_trees_equal(dict(zip(("v", "h1", "h2"), chains)),
+                       new.model_state["chains"]["dbm"])
