@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--epochs-cd25", type=int, default=0, help="0: --epochs")
   parser.add_argument("--epochs-dbn", type=int, default=0, help="per layer; 0: --epochs")
   parser.add_argument("--epochs-dbm", type=int, default=0, help="per stage; 0: --epochs")
-  parser.add_argument("--dbm-stage-scale", type=float, default=0.1,
+  parser.add_argument("--dbm-stage-scale", type=float, default=0.02,
                       help="the DBM stage's learning rate / --learning-rate (pre-training's)")
   parser.add_argument("--dbm-burn-in", type=int, default=500,
                       help="Gibbs sweeps of the DBM's chains (from noise) when its stage starts")
