@@ -56,7 +56,7 @@ FIGURES = REPO / "docs" / "figures"
 # Salakhutdinov & Murray 2008, Table 2 (MNIST test set, nats): RBM with 500
 # hidden units trained by CD-25: -86.34; the DBN figure is in PUBLISHED_NOTE.
 PUBLISHED = {"rbm_cd25": -86.34, "rbm_cd1": None, "rbm_pcd": None, "dbn": None,
-             "dbn_pcd": None}
+             "dbn_pcd": None, "dbm": None}
 PUBLISHED_NOTE = ("S&M 2008: RBM-500 CD-25 -86.34 nats (checked against the brief); the "
                   "DBN figure (500-2000, lower bound) is quoted in docs/boltzmann.md "
                   "from memory and marked unverified")
@@ -66,6 +66,8 @@ RUNS = {
     "rbm_cd25": ("rbm", ["model.cd_steps=25"]),
     "dbn": ("dbn", []),
     "dbn_pcd": ("dbn", ["model.persistent=True", "model.num_chains=100"]),
+    # CD-1 pre-training (as the CD-1 RBM), then the DBM stage with 100 persistent chains
+    "dbm": ("dbm", ["model.persistent=False", "model.num_chains=100"]),
 }
 
 
@@ -80,12 +82,16 @@ def get_config(run: str, args: argparse.Namespace):
     epochs = args.epochs_cd25
   if method == "dbn":
     epochs = 2 * (args.epochs_dbn or args.epochs)     # one stage per layer
+  if method == "dbm":
+    epochs = 3 * (args.epochs_dbm or args.epochs)     # two pre-training stages, then the DBM
   steps = max(1, epochs * per_epoch)
   if args.quick:
     size = ["model.hidden=16"] if method == "rbm" else ["model.layers=(16, 16)"]
     ais = ["ais.counts=(10, 20, 30)", "ais.runs=16"]
   else:
     size = ["model.hidden=500"] if method == "rbm" else ["model.layers=(500, 2000)"]
+    if method == "dbm":
+      size = [f"model.layers={tuple(int(n) for n in args.layers_dbm.split(','))}"]
     counts = (500, 4000, 10000) if args.ais == "paper" else (50, 400, 1000)
     ais = [f"ais.counts={counts}", "ais.runs=100"]
   config_lib.apply_overrides(config, size + ais + overrides + [
@@ -96,13 +102,19 @@ def get_config(run: str, args: argparse.Namespace):
       "train.sample_every=0", f"train.checkpoint_every={steps}",
       f"train.log_every={max(1, per_epoch)}", "train.num_samples=0",
       "train.final_eval=True", f"train.progress={not args.quick}"])
-  if method == "dbn":
-    config.optim.schedule = "linear"
+  if method in ("dbn", "dbm"):
+    config.optim.schedule = "linear"      # over each stage (its own optax state)
   if run in ("rbm_pcd", "rbm_cd25", "dbn_pcd") and args.learning_rate_long:
     # Long negative chains with momentum 0.9 at lr 0.05 stalled PCD on MNIST
     # (the free-energy gap of data and chains grew); plain SGD trains it.
     config.optim.learning_rate = args.learning_rate_long
     config.optim.momentum = args.momentum_long
+  if method == "dbm":
+    # Probes (2 epochs per stage, PCD pre-training without momentum): lr 0.1 made the
+    # DBM diverge (log Z ~ 16,000), lr 0.02 left its reconstruction worse than the
+    # bottom RBM's; S&H 2009 trained the DBM stage at 0.005.
+    config.model.learning_rate_scale_dbm = args.dbm_stage_scale
+    config.model.chain_burn_in = args.dbm_burn_in
   return config
 
 
@@ -169,6 +181,12 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--epochs", type=int, default=20)
   parser.add_argument("--epochs-cd25", type=int, default=0, help="0: --epochs")
   parser.add_argument("--epochs-dbn", type=int, default=0, help="per layer; 0: --epochs")
+  parser.add_argument("--epochs-dbm", type=int, default=0, help="per stage; 0: --epochs")
+  parser.add_argument("--dbm-stage-scale", type=float, default=0.02,
+                      help="the DBM stage's learning rate / --learning-rate (pre-training's)")
+  parser.add_argument("--dbm-burn-in", type=int, default=500,
+                      help="Gibbs sweeps of the DBM's chains (from noise) when its stage starts")
+  parser.add_argument("--layers-dbm", default="500,1000", help="the DBM's hidden layers")
   parser.add_argument("--learning-rate", type=float, default=0.02)
   parser.add_argument("--learning-rate-long", type=float, default=0.1,
                       help="PCD and CD-25 (0: --learning-rate and momentum 0.9)")
@@ -195,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
       samples = chain_samples(result, 50, args.sample_steps, args.seed)
       save_grid(figures / "rbm_mnist_samples.png", samples.reshape((-1,) + tuple(shape)),
                 columns=10)
-    if args.figures and run.startswith("dbn"):
+    if args.figures and run.startswith(("dbn", "dbm")):
       samples = np.asarray(result.method.sample(result.state, jax.random.PRNGKey(args.seed), 50))
       save_grid(figures / f"{run}_mnist_samples.png",
                 samples.reshape((-1,) + tuple(result.spec.image_shape)), columns=10)

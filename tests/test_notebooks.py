@@ -26,6 +26,9 @@ STEPS = 300
 PARAMETERS = {
     "likelihood.ipynb": "PIXELCNN_STEPS = 40\nVAE_STEPS = 200\nVAE_IMPORTANCE = 50\n"
                         "REALNVP_STEPS = 20\nTOY_STEPS = 150\n",
+    "boltzmann.ipynb": "RBM_STEPS = 150\nSMALL_RBM_STEPS = 100\nAIS_COUNTS = (5, 20, 50)\n"
+                       "TEMPERATURES = (10, 1000)\nEM_ITERATIONS = 20\nSIZES = (20, 320)\n"
+                       "SEEDS = 2\nLR_STEPS = 150\n",
 }
 
 
@@ -96,6 +99,8 @@ def test_notebook_runs_and_shows_its_figures_and_numbers(path, monkeypatch, tmp_
     check_quickstart_numbers(printed)
   if path == LIKELIHOOD:
     check_likelihood_numbers(printed)
+  if path.name == "boltzmann.ipynb":
+    check_boltzmann_numbers(printed)
 
 
 def check_likelihood_numbers(printed, trained=False):
@@ -156,3 +161,44 @@ def test_the_committed_likelihood_outputs_come_from_a_full_run():
   saved = json.loads(LIKELIHOOD.read_text())["cells"]
   pictures = [o for c in saved for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
   assert len(pictures) == _shown_figures(LIKELIHOOD) == 4
+
+
+def check_boltzmann_numbers(printed, full=False):
+  """notebooks/boltzmann.ipynb: AIS and RAISE on either side, AIS at the exact log Z, EM
+  never decreasing, naive Bayes vs logistic regression errors."""
+  uniform = -64 * math.log(2)
+  ais_ll = float(re.search(r"test log-likelihood, AIS: +(-[\d.]+) nats", printed).group(1))
+  raise_ll = float(re.search(r"test log-likelihood, RAISE: (-[\d.]+) nats", printed).group(1))
+  assert uniform < ais_ll < 0, ais_ll
+  assert raise_ll <= ais_ll + 0.5, (raise_ll, ais_ll)   # RAISE errs low where AIS errs high
+  if full:   # 1,450 temperatures: the two agree closely
+    assert abs(raise_ll - ais_ll) < 1.0, (raise_ll, ais_ll)
+  exact = float(re.search(r"exact log Z: (-?[\d.]+)", printed).group(1))
+  rows = [tuple(map(float, r)) for r in re.findall(
+      r"K= *(\d+)  forward AIS +(-?[\d.]+) ± ([\d.]+)  reverse AIS +(-?[\d.]+) ± ([\d.]+)",
+      printed)]
+  assert len(rows) >= 2, printed
+  _, forward, forward_se, reverse, reverse_se = rows[-1]
+  assert abs(forward - exact) < 0.1 and abs(reverse - exact) < 0.1, (rows, exact)
+  # the sandwich on average (means of 10 estimates), within 3 standard errors at K = 10
+  _, forward, forward_se, reverse, reverse_se = rows[0]
+  assert forward < exact + 3 * forward_se + 1e-3 and reverse > exact - 3 * reverse_se - 1e-3
+  assert "EM log-likelihood non-decreasing: True" in printed
+  first, last = map(float, re.search(
+      r"iteration 1 (-?[\d.]+), iteration \d+ (-?[\d.]+)", printed).groups())
+  assert last > first
+  table = [tuple(map(float, r)) for r in re.findall(
+      r"m= *(\d+)  naive Bayes ([\d.]+)  logistic regression ([\d.]+)", printed)]
+  assert len(table) >= 2 and all(0 <= nb < 1 and 0 <= lr < 1 for _, nb, lr in table)
+  assert table[-1][2] < table[-1][1], table   # logistic regression's lower asymptote
+  assert table[-1][2] < table[0][2], table    # more data helps
+
+
+def test_the_committed_boltzmann_outputs_come_from_a_full_run():
+  path = NOTEBOOKS[0].parent / "boltzmann.ipynb"
+  check_boltzmann_numbers(_saved_text(path), full=True)
+  assert jaxgen.list_methods()["rbm"] in _saved_text(path), "re-execute notebooks/boltzmann.ipynb"
+  saved = json.loads(path.read_text())["cells"]
+  pictures = [o for c in saved for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+  assert len(pictures) == _shown_figures(path) == 4
+  assert all(c.get("execution_count") for c in saved if c["cell_type"] == "code")   # all ran

@@ -16,6 +16,9 @@ ones go in `Method.evaluators`).
   (mode coverage, FID, precision/recall).
 * `ModelLevel`: `fn(state, key) -> {name: scalar}` — a function of the model
   alone (a partition-function estimate by AIS, a parameter count).
+* `Derived`: `fn(values) -> {name: float}` — numbers combined from what the
+  other evaluators returned (a test log-likelihood = the per-example mean of
+  -F(v) minus a model-level log Ẑ), run after all of them, once per seed.
 
 Each carries a `protocol` dict that is saved beside its numbers in eval.json
 (under the evaluator's name, except the per-example evaluator of the method,
@@ -82,4 +85,21 @@ class ModelLevel:
   compiled: bool = True
 
 
-Evaluator = PerExample | SampleBased | ModelLevel
+@dataclasses.dataclass(frozen=True)
+class Derived:
+  """Numbers derived from other evaluators' results, after every other evaluator ran.
+
+  `fn` gets {name: float} (the values of one seed: the per-example means and
+  the other evaluators' scalars) and returns {name: float}; `needs`: the names
+  it reads (one that no evaluator returned is an error). Derived evaluators
+  run in their order and may read earlier ones' results; their protocol is
+  saved under their name, like the others'.
+  """
+
+  name: str
+  fn: Callable[[dict[str, float]], dict[str, float]]
+  needs: tuple[str, ...]
+  protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+Evaluator = PerExample | SampleBased | ModelLevel | Derived

@@ -7,7 +7,8 @@ call `Evaluation.run`. The evaluators (see `jaxgen.core.evaluators`) are:
   (`Method.eval_protocol`) is the top level of the saved protocol;
 * mode coverage, the first sample-based evaluator, on data with known modes
   (`train.coverage_samples` samples);
-* any in `Method.evaluators` (per-example, sample-based or model-level).
+* any in `Method.evaluators` (per-example, sample-based, model-level, or
+  derived: combined from the others' results after they all ran).
 
 Keys: the per-example keys of example i of a split are
 `fold_in(fold_in(PRNGKey(seed), EVAL_SALT), i)` — computed on the devices from
@@ -29,7 +30,7 @@ import numpy as np
 
 from jaxgen import data as data_lib
 from jaxgen.core import rng
-from jaxgen.core.evaluators import Evaluator, ModelLevel, PerExample, SampleBased
+from jaxgen.core.evaluators import Derived, Evaluator, ModelLevel, PerExample, SampleBased
 from jaxgen.core.state import Method, TrainState
 from jaxgen.engine import logs
 from jaxgen.engine import parallel
@@ -204,7 +205,23 @@ class Evaluation:
       elif isinstance(evaluator, ModelLevel):
         values, protocol[evaluator.name] = self._run_model_level(evaluator, state)
         _merge(means, values, evaluator.name)
+    for evaluator in self.evaluators:   # after every other kind: they read its results
+      if isinstance(evaluator, Derived):
+        missing = sorted(set(evaluator.needs) - set(means))
+        if missing:
+          raise ValueError(f"derived evaluator {evaluator.name!r} needs {missing}, which "
+                           "no evaluator returned")
+        _merge(means, self._run_derived(evaluator, means), evaluator.name)
+        protocol[evaluator.name] = dict(evaluator.protocol)
     return means, protocol
+
+  def _run_derived(self, evaluator: Derived, means: dict[str, np.ndarray]
+                   ) -> dict[str, np.ndarray]:
+    """`fn` on each seed's {name: float} of the names it needs."""
+    seeds = range(len(self.seeds)) if self.multi else [None]
+    pick = lambda v, i: float(v if i is None else v[i])  # noqa: E731
+    return self._stack([evaluator.fn({k: pick(means[k], i) for k in evaluator.needs})
+                        for i in seeds])
 
   def _compiled_per_example(self):
     if self._per_example_fn is None:

@@ -127,6 +127,9 @@ def method_with_evaluators():
         evaluators.ModelLevel("norm", lambda s, k: {
             "mean_norm": jnp.linalg.norm(s.params["mean"]),
             "key_word": jax.random.uniform(k)}, protocol={"what": "norm"}),
+        evaluators.Derived("combined", lambda v: {
+            "error_minus_norm": v["sq_error"] - v["mean_norm"]},
+            needs=("sq_error", "mean_norm"), protocol={"what": "a difference"}),
     )
     return Method("with_evaluators", init, train_step, sample, evaluate=evaluate,
                   eval_protocol={"estimator": "squared error"}, evaluators=extra)
@@ -159,6 +162,9 @@ def test_fit_and_evaluate_run_every_kind_and_save_their_protocols(
   assert protocol["counter"]["what"] == "counts samples"
   assert protocol["counter"]["samples"] == 25 and protocol["counter"]["chunk_size"] == 10
   assert protocol["norm"]["what"] == "norm"
+  # The derived number is computed from the others' final values, per seed.
+  assert values["error_minus_norm"] == pytest.approx(values["sq_error"] - values["mean_norm"])
+  assert protocol["combined"] == {"what": "a difference"}
   assert protocol["mode_coverage"]["samples"] == 30
   assert set(protocol["mode_coverage"]) >= {"samples", "modes", "high_quality",
                                             "covered", "sample_key"}
@@ -208,3 +214,15 @@ def test_padding_rows_never_reach_the_mean_even_when_not_finite(vae_run):
                                vae_run.step, config_dict={})
   assert protocol["num_examples"] == 359
   assert means["one"] == 1.0 and means["two"] == 2.0
+
+
+def test_a_derived_evaluator_whose_inputs_no_evaluator_returned_is_an_error(vae_run):
+  method = vae_run.method._replace(evaluators=(evaluators.Derived(
+      "typo", lambda v: {"x": v["elbo_typo"]}, needs=("elbo_typo",)),))
+  runner = evaluation.Evaluation(
+      method, vae_run.spec, evaluation.evaluators_for(method, vae_run.spec, 0),
+      strategy=parallel.Strategy("jit", 1), seeds=vae_run.seeds, multi=False,
+      batch_size=32, num_examples=8)
+  with pytest.raises(ValueError, match="'typo' needs \\['elbo_typo'\\]"):
+    runner.run(vae_run.state, data_lib.from_config(vae_run.config.data), vae_run.step,
+               config_dict={})

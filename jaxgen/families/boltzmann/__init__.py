@@ -10,14 +10,17 @@
   2009): modified-RBM pre-training, mean-field posterior, persistent chains.
 * AIS (Salakhutdinov & Murray 2008) as a model-level evaluator (`ais`): log Ẑ,
   its standard error; test log p = evaluate's `neg_free_energy` (or
-  `bound_plus_log_z`) minus `ais_log_z` (`log_likelihood_of`).
+  `bound_plus_log_z`) minus `ais_log_z`, reported by a derived evaluator as
+  `log_likelihood` (`log_likelihood_bound` for dbn/dbm).
+* Reverse AIS (`ais.reverse_estimate`) and RAISE (Burda et al. 2015), a
+  per-example evaluator of `rbm` with `ais.reverse=True`: `raise_log_likelihood`.
 
 Layout: `settings`, `energies` (the RBM as pure functions, exact enumeration),
 `ais`, `method` (rbm), `dbn`, `dbm`. See docs/boltzmann.md.
 
   config = jaxgen.get_config("rbm")                 # binarized digits, CD-1
   result = jaxgen.fit(config)
-  log_p = boltzmann.log_likelihood_of(result.metrics["eval"])
+  log_p = result.metrics["eval"]["log_likelihood"]
 """
 
 from jaxgen import registry

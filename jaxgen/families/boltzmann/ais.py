@@ -16,6 +16,21 @@ Models (the hidden units of A and B both summed out exactly):
     Salakhutdinov & Hinton 2009: log p*_β(v, h2) = (1-β) b_A·v + β(b·v + c2·h2)
     + Σ_j softplus(β(c1_j + v·W1_j + h2·W2_j)).
 
+Reverse AIS (Burda, Grosse & Salakhutdinov 2015) runs the same chain the other
+way, from the model (β = 1) to the base model (β = 0): started at x_K, it
+first moves x_K by the β = 1 transition, then for k = K..1 adds
+log p*_β_{k-1}(x) - log p*_β_k(x) and moves x by the β_{k-1} transition.
+  * From exact samples of the model, mean(w) is unbiased for Z_A / Z_B, so
+    log Ẑ_B = log Z_A - logmeanexp(log w) is biased *high*: with forward AIS
+    it sandwiches log Z (`reverse_estimate`; the oracle tests draw exact samples).
+  * From a test point v (RAISE), -F(v) - log Z_A + logmeanexp(log w) is the log
+    of an unbiased estimate of p_ann(v), the probability of v under the
+    directed "annealing model" (x_0 ~ p_A, then the forward transitions, whose
+    last state approximates p_B as K grows): a stochastic lower bound on
+    log p_ann(v), needing no sample of the model (`raise_log_likelihood`).
+    Burda et al. find it errs low where forward AIS errs high; it is not a
+    bound on log p_B(v) itself.
+
 The loop over temperatures is host-driven over compiled chunks of `chunk`
 temperatures (a progress bar per chunk); temperature k draws from
 fold_in(key, k) and run m from split(·, M)[m], so the estimate does not depend
@@ -89,19 +104,25 @@ def _rbm_transition(params: Params, key: jax.Array, beta: jax.Array, v: jax.Arra
   return x + energies.chain_noise(keys[1], "normal", x.shape)
 
 
+def rbm_base_log_z(params: Params, visible: str) -> jax.Array:
+  """log Z_A of the base-rate model (its hidden units free: H log 2)."""
+  bias = params["base_bias"]
+  hidden_dim = params["hidden_bias"].shape[0]
+  if visible == "bernoulli":
+    return jnp.sum(jax.nn.softplus(bias)) + hidden_dim * math.log(2)
+  return jnp.asarray(0.5 * bias.shape[0] * math.log(2 * math.pi) + hidden_dim * math.log(2))
+
+
 def _rbm_base(params: Params, key: jax.Array, runs: int, visible: str
               ) -> tuple[jax.Array, jax.Array]:
   """(x_1 ~ p_A [M, D], log Z_A)."""
   bias = params["base_bias"]
-  hidden_dim = params["hidden_bias"].shape[0]
   if visible == "bernoulli":
     v = (energies.chain_noise(key, "uniform", (runs,) + bias.shape)
          < jax.nn.sigmoid(bias)).astype(jnp.float32)
-    log_z = jnp.sum(jax.nn.softplus(bias)) + hidden_dim * math.log(2)
   else:
     v = bias + energies.chain_noise(key, "normal", (runs,) + bias.shape)
-    log_z = 0.5 * bias.shape[0] * math.log(2 * math.pi) + hidden_dim * math.log(2)
-  return v, log_z
+  return v, rbm_base_log_z(params, visible)
 
 
 # ---------------------------------------------------------------- DBM (h1 summed out)
@@ -184,19 +205,92 @@ def log_weights(*, model: str, params: Params, betas: np.ndarray, key: jax.Array
   """
   keys = jax.random.split(key, 2)
   x, log_z_base = _start(params, keys[0], model=model, runs=runs, visible=visible)
-  log_w = jnp.zeros((runs,), jnp.float32)
+  log_w = _anneal(params, x, betas, keys[1], model=model, visible=visible, chunk=chunk,
+                  progress=progress, description=description)
+  return log_w, log_z_base
+
+
+def _anneal(params: Params, x: Any, betas: np.ndarray, key: jax.Array, *, model: str,
+            visible: str, chunk: int, progress: bool, description: str) -> jax.Array:
+  """The log weights of the runs started at x over `betas` (chunks padded with betas[-1])."""
+  log_w = jnp.zeros((jax.tree.leaves(x)[0].shape[0],), jnp.float32)
   steps = len(betas) - 1
   chunk = max(1, min(chunk, steps))
-  padded = np.concatenate([betas, np.ones(-steps % chunk)]).astype(np.float32)
+  padded = np.concatenate([betas, np.full(-steps % chunk, betas[-1])]).astype(np.float32)
   bar = tqdm.tqdm(total=steps, desc=description, unit="temperature", disable=not progress,
                   leave=False)
   for start in range(0, steps, chunk):
     index = jnp.arange(start + 1, start + chunk + 1)
     x, log_w = _chunk(params, x, log_w, jnp.asarray(padded[start:start + chunk + 1]), index,
-                      keys[1], model=model, visible=visible)
+                      key, model=model, visible=visible)
     bar.update(min(chunk, steps - start))
   bar.close()
-  return log_w, log_z_base
+  return log_w
+
+
+@functools.partial(jax.jit, static_argnames=("model", "visible"))
+def _first_reverse_move(params: Params, x: Any, key: jax.Array, *, model: str,
+                        visible: str) -> Any:
+  """The β = 1 transition that starts a reverse run (temperature index 0)."""
+  return MODELS[model][1](params, jax.random.fold_in(key, 0), jnp.float32(1.0), x, visible)
+
+
+def reverse_log_weights(*, model: str, params: Params, betas: np.ndarray, key: jax.Array,
+                        start: Any, visible: str = "bernoulli", chunk: int = 500,
+                        progress: bool = False, description: str = "reverse AIS"
+                        ) -> tuple[jax.Array, jax.Array]:
+  """(log w [M], log Z_A) of reverse runs from the states `start` ([M, D], or a tuple).
+
+  From exact samples of the model, mean(w) is unbiased for Z_A / Z_B. Move k
+  (k = 0 the first, at β = 1) draws from fold_in(key, k), so the weights do
+  not depend on the chunk size.
+  """
+  if model != "rbm":
+    raise ValueError(f"reverse AIS is implemented for the RBM, not {model!r}")
+  x = _first_reverse_move(params, start, key, model=model, visible=visible)
+  log_w = _anneal(params, x, np.asarray(betas)[::-1].copy(), key, model=model,
+                  visible=visible, chunk=chunk, progress=progress, description=description)
+  return log_w, rbm_base_log_z(params, visible)
+
+
+def reverse_estimate(*, params: Params, betas: np.ndarray, key: jax.Array, start: jax.Array,
+                     visible: str = "bernoulli", chunk: int = 500, progress: bool = False
+                     ) -> dict[str, jax.Array]:
+  """Reverse AIS's log Ẑ = log Z_A - logmeanexp(log w) (biased high from exact samples).
+
+  log_z_stderr: the delta-method standard error, as for the forward estimate.
+  """
+  log_w, log_z_base = reverse_log_weights(model="rbm", params=params, betas=betas, key=key,
+                                          start=start, visible=visible, chunk=chunk,
+                                          progress=progress)
+  forward = summarize(log_w, jnp.zeros(()))            # log mean w and its error
+  return {"log_z": log_z_base - forward["log_z"], "log_z_stderr": forward["log_z_stderr"],
+          "ess": forward["ess"], "log_w_std": forward["log_w_std"],
+          "log_z_base": log_z_base}
+
+
+def raise_log_likelihood(*, params: Params, v: jax.Array, keys: jax.Array,
+                         betas: np.ndarray, runs: int, visible: str = "bernoulli"
+                         ) -> jax.Array:
+  """RAISE per example (Burda et al. 2015): log of an unbiased estimate of p_ann(v), [B].
+
+  `runs` reverse chains start at each test point v (example i's from keys[i],
+  so the value does not depend on the batch); -F(v) - log Z_A + logmeanexp(log w).
+  Traceable (one `lax.scan` over the temperatures): a per-example evaluator.
+  """
+  reverse = jnp.asarray(np.asarray(betas)[::-1].copy(), jnp.float32)
+  index = jnp.arange(1, reverse.shape[0])
+
+  def one(v_i, key):
+    x = jnp.broadcast_to(v_i, (runs,) + v_i.shape)
+    x = _first_reverse_move(params, x, key, model="rbm", visible=visible)
+    _, log_w = _chunk(params, x, jnp.zeros((runs,), jnp.float32), reverse, index, key,
+                      model="rbm", visible=visible)
+    return jax.nn.logsumexp(log_w) - math.log(runs)
+
+  log_mean_w = jax.vmap(one)(v, keys)
+  return (-energies.free_energy(v=v, params=params, visible=visible)
+          - rbm_base_log_z(params, visible) + log_mean_w)
 
 
 def summarize(log_w: jax.Array, log_z_base: jax.Array) -> dict[str, jax.Array]:

@@ -54,6 +54,7 @@ class Dbm:
   stage_steps: int
   tx: optax.GradientTransformation
   batch_size: int
+  tx_dbm: optax.GradientTransformation   # stage 2's: tx, its updates scaled
 
 
 def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
@@ -64,19 +65,22 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   if len(s.layers) != 2:
     raise ConfigError(f"dbm has exactly 2 hidden layers (model.layers), got {s.layers}")
   dim = settings_lib.check_data(spec, "bernoulli", "dbm")
-  a = settings_lib.resolve_ais(config.ais)
+  a = settings_lib.resolve_ais(config.ais, "dbm")
   stage_steps = dbn_lib.resolve_stage_steps(s, optim.schedule_horizon(config.train),
                                             NUM_STAGES)
   tx = rbm_method.decayed_optimizer(config.optim, s.weight_decay, stage_steps)
+  scale = s.learning_rate_scale_dbm
+  tx_dbm = tx if scale == 1.0 else optax.chain(tx, optax.scale(scale))
   model = Dbm(s, a, tuple(spec.shape), (dim,) + s.layers, stage_steps, tx,
-              int(config.data.batch_size))
+              int(config.data.batch_size), tx_dbm)
   protocol = {
       "estimator": "bound_plus_log_z: the mean-field lower bound on log p(v) plus log Z "
                    f"({s.mean_field_steps} fixed-point iterations); the test bound is "
                    "bound_plus_log_z - ais_log_z",
       "units": "nats per example",
       "model": f"DBM {'-'.join(map(str, model.sizes))}: modified-RBM pre-training, then "
-               f"mean field + {s.num_chains} persistent chains; {stage_steps} steps per stage",
+               f"mean field + {s.num_chains} persistent chains; {stage_steps} steps per stage"
+               + (f"; DBM-stage learning rate x{scale:g}" if scale != 1.0 else ""),
   }
   evaluator = rbm_method.ais_evaluator(
       name="ais", model="dbm", params_fn=lambda st: _dbm_params(st.params["dbm"]), a=a,
@@ -88,7 +92,9 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
       train_step=lambda state, batch: train_step(model, state, batch),
       sample=lambda state, key, num: sample(model, state, key, num),
       evaluate=lambda state, batch, keys: evaluate(model, state, batch, keys),
-      eval_protocol=protocol, evaluators=(evaluator,))
+      eval_protocol=protocol, evaluators=(evaluator, rbm_method.log_likelihood_evaluator(
+          per_example="bound_plus_log_z", out="log_likelihood_bound",
+          what="the test lower bound (mean-field bound with AIS on the DBM)")))
 
 
 def _dbm_params(p: Params) -> Params:
@@ -128,7 +134,7 @@ def init(model: Dbm, key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:
                     "h2": draw(chain_keys[4], h2)}}
   opt_state = {"rbm0": model.tx.init({k: p[n] for k, n in _NAMES["rbm0"].items()}),
                "rbm1": model.tx.init({k: p[n] for k, n in _NAMES["rbm1"].items()}),
-               "dbm": model.tx.init(_dbm_params(p))}
+               "dbm": model.tx_dbm.init(_dbm_params(p))}
   model_state = {"data_mean": jnp.zeros((dim,), jnp.float32),
                  "data_batches": jnp.zeros((), jnp.float32), "chains": chains}
   return TrainState.create(key=keys["base"], params={"dbm": p}, opt_state=opt_state,
@@ -208,8 +214,13 @@ def _pretrain_branch(model: Dbm, name: str, v: jax.Array, keys: dict[str, jax.Ar
   return branch
 
 
-def _dbm_branch(model: Dbm, v: jax.Array, keys: dict[str, jax.Array]):
-  """Stage 2: mean field on the data, `cd_steps` sweeps of the persistent chains, one update."""
+def _dbm_branch(model: Dbm, v: jax.Array, keys: dict[str, jax.Array], step: jax.Array):
+  """Stage 2: mean field on the data, `cd_steps` sweeps of the persistent chains, one update.
+
+  On the stage's first step the chains (started from noise at init) first run
+  `chain_burn_in` sweeps with the pre-trained weights; burn-in sweep t draws
+  from fold_in(key, cd_steps + t), keys the regular sweeps 0..cd_steps-1 do not use.
+  """
 
   def branch(operand):
     params, opt_state, model_state = operand
@@ -220,9 +231,14 @@ def _dbm_branch(model: Dbm, v: jax.Array, keys: dict[str, jax.Array]):
       return gibbs_sweep(jax.random.fold_in(keys["negative"], t), chains, p), None
 
     start = tuple(model_state["chains"]["dbm"][k] for k in ("v", "h1", "h2"))
+    first = step == (NUM_STAGES - 1) * model.stage_steps
+    burn_in = jnp.where(first, model.s.chain_burn_in, 0)
+    start = jax.lax.fori_loop(0, burn_in, lambda t, c: gibbs_sweep(
+        jax.random.fold_in(keys["negative"], model.s.cd_steps + t), c, p), start)
     chains, _ = jax.lax.scan(body, start, jnp.arange(model.s.cd_steps))
     grads = dbm_gradient(v=v, mu1=mu1, mu2=mu2, chains=chains)
-    new, new_opt = optim.apply_gradients(model.tx, grads, opt_state["dbm"], _dbm_params(p))
+    new, new_opt = optim.apply_gradients(model.tx_dbm, grads, opt_state["dbm"],
+                                         _dbm_params(p))
     recon = collectives.mean_over_devices(jnp.mean(jnp.sum(jnp.square(
         v - jax.nn.sigmoid(mu1 @ p["w1"].T + p["b"])), -1)))
     return (({"dbm": {**p, **new}}, {**opt_state, "dbm": new_opt},
@@ -241,7 +257,7 @@ def train_step(model: Dbm, state: TrainState, batch: dict[str, jax.Array]
   v = jnp.asarray(batch["x"], jnp.float32).reshape(batch["x"].shape[0], model.sizes[0])
   stage = dbn_lib.stage_of(state.step, model.stage_steps, NUM_STAGES)
   branches = [_pretrain_branch(model, "rbm0", v, keys), _pretrain_branch(model, "rbm1", v, keys),
-              _dbm_branch(model, v, keys)]
+              _dbm_branch(model, v, keys, state.step)]
   (params, opt_state, model_state), metrics = jax.lax.switch(
       stage, branches, (state.params, state.opt_state, state.model_state))
   model_state = rbm_method.running_mean(model_state, v)

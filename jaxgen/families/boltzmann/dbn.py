@@ -77,7 +77,7 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
     raise ConfigError(f"dbn needs at least 2 hidden layers (model.layers), got {s.layers}; "
                       "a single layer is the `rbm` method")
   dim = settings_lib.check_data(spec, "bernoulli", "dbn")
-  a = settings_lib.resolve_ais(config.ais)
+  a = settings_lib.resolve_ais(config.ais, "dbn")
   stage_steps = resolve_stage_steps(s, optim.schedule_horizon(config.train), len(s.layers))
   tx = rbm_method.decayed_optimizer(config.optim, s.weight_decay, stage_steps)
   model = Dbn(s, a, tuple(spec.shape), (dim,) + s.layers, stage_steps, tx,
@@ -104,7 +104,9 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
       train_step=lambda state, batch: train_step(model, state, batch),
       sample=lambda state, key, num: sample(model, state, key, num),
       evaluate=lambda state, batch, keys: evaluate(model, state, batch, keys),
-      eval_protocol=protocol, evaluators=(evaluator,))
+      eval_protocol=protocol, evaluators=(evaluator, rbm_method.log_likelihood_evaluator(
+          per_example="bound_plus_log_z", out="log_likelihood_bound",
+          what="the test lower bound (variational bound with AIS on the top RBM)")))
 
 
 def init(model: Dbn, key: jax.Array, batch: dict[str, jax.Array]) -> TrainState:

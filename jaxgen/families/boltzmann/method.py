@@ -24,7 +24,7 @@ import ml_collections
 import optax
 
 from jaxgen.core import collectives, optim, precision, rng
-from jaxgen.core.evaluators import ModelLevel
+from jaxgen.core.evaluators import Derived, ModelLevel, PerExample
 from jaxgen.core.state import Method, TrainState
 from jaxgen.families.boltzmann import ais, energies
 from jaxgen.families.boltzmann import settings as settings_lib
@@ -83,6 +83,63 @@ def ais_evaluator(*, name: str, model: str, params_fn, a: settings_lib.AisSettin
       **protocol}, compiled=False)
 
 
+def log_likelihood_evaluator(*, per_example: str, out: str, what: str) -> Derived:
+  """`out` = the split's mean of `per_example` minus AIS's log Ẑ, with S&M's ±3σ̂ interval.
+
+  `out`_minus_3se / _plus_3se: per_example - log(Ẑ ± 3σ̂) (the plus side is
+  +inf, null in eval.json, where Ẑ - 3σ̂ ≤ 0).
+  """
+
+  def fn(v: dict[str, float]) -> dict[str, float]:
+    return {out: v[per_example] - v["ais_log_z"],
+            f"{out}_minus_3se": v[per_example] - v["ais_log_z_plus_3se"],
+            f"{out}_plus_3se": v[per_example] - v["ais_log_z_minus_3se"]}
+
+  return Derived(out, fn, needs=(per_example, "ais_log_z", "ais_log_z_minus_3se",
+                                 "ais_log_z_plus_3se"),
+                 protocol={"value": f"{what}: mean {per_example} over the split - ais_log_z",
+                           "interval": f"{per_example} - log(Ẑ ± 3σ̂) (S&M 2008)",
+                           "units": "nats per example"})
+
+
+def base_rate_params(params: energies.Params, state: TrainState, a: settings_lib.AisSettings,
+                     visible: str, batch_size: int) -> energies.Params:
+  """The RBM's parameters plus the base-rate model's visible biases (as the `ais` evaluator)."""
+  out = dict(params)
+  out["base_bias"] = ais.base_rate_bias(state.model_state["data_mean"],
+                                        state.model_state["data_batches"] * batch_size,
+                                        a.base_rate_pseudocount, visible)
+  return out
+
+
+def raise_evaluators(model: Rbm) -> tuple[PerExample, Derived]:
+  """RAISE per test example (`raise_log_likelihood`) and the implied mean log Z (`raise_log_z`)."""
+  a, visible = model.a, model.s.visible
+  betas = ais.beta_schedule(a.boundaries, a.counts)
+
+  def fn(state: TrainState, batch: dict[str, jax.Array], keys: jax.Array):
+    params = base_rate_params(state.params["rbm"], state, a, visible, model.batch_size)
+    return {"raise_log_likelihood": ais.raise_log_likelihood(
+        params=params, v=_flat(model, batch), keys=keys, betas=betas, runs=a.reverse_runs,
+        visible=visible)}
+
+  per_example = PerExample("raise", fn, {
+      "estimator": "reverse AIS from each test point (RAISE, Burda, Grosse & Salakhutdinov "
+                   "2015): -F(v) - log Z_A + logmeanexp(log w) of the reverse runs, the log "
+                   "of an unbiased estimate of p_ann(v) (the annealing model's "
+                   "probability): a stochastic lower bound on log p_ann(v), which tends "
+                   "to log p(v) as the temperatures increase",
+      "runs_per_example": a.reverse_runs, "temperatures": a.num_temperatures,
+      "beta_schedule": "the ais evaluator's, reversed; the same base-rate model",
+      "units": "nats per example"})
+  derived = Derived("raise_log_z", lambda v: {
+      "raise_log_z": v["neg_free_energy"] - v["raise_log_likelihood"]},
+      needs=("neg_free_energy", "raise_log_likelihood"),
+      protocol={"value": "mean over the split of log Z_A - logmeanexp(log w) of the reverse "
+                         "runs: the log Z that RAISE's mean implies (to set beside ais_log_z)"})
+  return per_example, derived
+
+
 @dataclasses.dataclass(frozen=True)
 class Rbm:
   """Everything `make` fixes for `rbm`."""
@@ -115,15 +172,20 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
                + (f"PCD-{s.cd_steps} ({s.num_chains} chains)" if s.persistent
                   else f"CD-{s.cd_steps}"),
   }
-  evaluator = ais_evaluator(name="ais", model="rbm", params_fn=lambda st: st.params["rbm"],
-                            a=a, visible=s.visible, batch_size=model.batch_size,
-                            protocol={"test_log_likelihood": "neg_free_energy - ais_log_z"})
+  evaluators = (
+      ais_evaluator(name="ais", model="rbm", params_fn=lambda st: st.params["rbm"],
+                    a=a, visible=s.visible, batch_size=model.batch_size,
+                    protocol={"test_log_likelihood": "neg_free_energy - ais_log_z"}),
+      log_likelihood_evaluator(per_example="neg_free_energy", out="log_likelihood",
+                               what="the test log-likelihood"))
+  if a.reverse:
+    evaluators += raise_evaluators(model)
   return Method(
       name="rbm", init=lambda key, batch: init(model, key, batch),
       train_step=lambda state, batch: train_step(model, state, batch),
       sample=lambda state, key, num: sample(model, state, key, num),
       evaluate=lambda state, batch, keys: evaluate(model, state, batch, keys),
-      eval_protocol=protocol, evaluators=(evaluator,))
+      eval_protocol=protocol, evaluators=evaluators)
 
 
 def _flat(model: Rbm, batch: dict[str, jax.Array]) -> jax.Array:
@@ -239,8 +301,12 @@ def sample(model: Rbm, state: TrainState, key: jax.Array, num: int) -> jax.Array
 
 
 def log_likelihood_of(metrics: dict[str, Any], prefix: str = "ais",
-                        per_example: str = "neg_free_energy") -> Any:
-  """The test log-likelihood (or bound) of an evaluation: mean(per-example) - log Ẑ."""
+                      per_example: str = "neg_free_energy") -> Any:
+  """The test log-likelihood (or bound) of an evaluation: mean(per-example) - log Ẑ.
+
+  The evaluation itself reports it (`log_likelihood`, or `log_likelihood_bound`
+  for dbn/dbm); this recomputes it from its parts.
+  """
   return metrics[per_example] - metrics[f"{prefix}_log_z"]
 
 

@@ -38,6 +38,12 @@ def ais_config(quick: bool = True) -> dict[str, Any]:
       # this many pseudo-counts over the examples seen (keeps it off 0 and 1)
       base_rate_pseudocount=1.0,
       progress=True,
+      # rbm only: also RAISE (reverse AIS from every test point, Burda et al. 2015),
+      # a per-example evaluator over the same temperatures: `raise_log_likelihood`
+      # (conservative) beside AIS's `log_likelihood` (optimistic). Costs
+      # reverse_runs x temperatures Gibbs sweeps per test example.
+      reverse=False,
+      reverse_runs=1,              # reverse chains per test example
   )
 
 
@@ -84,7 +90,12 @@ def stack_model_config(kind: str) -> dict[str, Any]:
   if kind == "dbn":
     config.update(bound_samples=1)   # q(h|v) samples per example of the lower bound
   else:
-    config.update(mean_field_steps=10, persistent=True)   # S&H 2009: PCD for the DBM
+    config.update(mean_field_steps=10, persistent=True,   # S&H 2009: PCD for the DBM
+                  # the DBM stage's learning rate as a multiple of optim's (pre-training's)
+                  learning_rate_scale_dbm=1.0,
+                  # Gibbs sweeps of the persistent chains (from noise) when the DBM
+                  # stage starts, with the pre-trained weights
+                  chain_burn_in=0)
   return config
 
 
@@ -131,6 +142,8 @@ class StackSettings:
   propagate: str = field(choices=PROPAGATE)
   bound_samples: int = field(default=1, minimum=1)
   mean_field_steps: int = field(default=10, minimum=1)
+  learning_rate_scale_dbm: float = field(default=1.0, minimum=0.0, exclusive_minimum=True)
+  chain_burn_in: int = field(default=0, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,14 +156,18 @@ class AisSettings:
   chunk: int = field(minimum=1)
   base_rate_pseudocount: float = field(minimum=0.0, exclusive_minimum=True)
   progress: bool = field()
+  reverse: bool = field(default=False)
+  reverse_runs: int = field(default=1, minimum=1)
 
   @property
   def num_temperatures(self) -> int:
     return sum(self.counts)
 
 
-def resolve_ais(section: Any) -> AisSettings:
+def resolve_ais(section: Any, method: str = "rbm") -> AisSettings:
   s = settings_lib.resolve(AisSettings, section, "ais")
+  if s.reverse and method != "rbm":
+    raise ConfigError(f"ais.reverse (RAISE) is implemented for rbm, not {method}")
   if len(s.boundaries) != len(s.counts):
     raise ConfigError(f"ais.boundaries and ais.counts must have the same length, got "
                       f"{len(s.boundaries)} and {len(s.counts)}")

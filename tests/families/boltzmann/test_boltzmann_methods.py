@@ -1,6 +1,7 @@
 """`rbm`, `dbn` and `dbm` through the engine: training, PCD chains, resume, devices, bounds."""
 
 import itertools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +46,10 @@ def test_rbm_cd1_trains_and_evaluates_with_ais():
   assert np.isfinite(evaluation["ais_log_z"]) and evaluation["ais_log_z_stderr"] >= 0
   log_p = boltzmann.log_likelihood_of(evaluation)
   assert -64 * np.log(2) < log_p < 0    # better than uniform over 64 binary pixels
+  # the evaluation reports it itself (a derived evaluator), with S&M's interval
+  assert evaluation["log_likelihood"] == pytest.approx(log_p, abs=1e-9)
+  assert (evaluation["log_likelihood_minus_3se"] <= evaluation["log_likelihood"]
+          <= evaluation["log_likelihood_plus_3se"])
   assert evaluation["pseudo_log_likelihood"] < 0
   # the running data mean is the mean of the batches seen
   ms = result.state.model_state
@@ -53,6 +58,33 @@ def test_rbm_cd1_trains_and_evaluates_with_ais():
   samples = jax.jit(lambda s, k: result.method.sample(s, k, 5))(result.state,
                                                                 jax.random.PRNGKey(0))
   assert samples.shape == (5, 64) and np.all((samples >= 0) & (samples <= 1))
+
+
+def test_rbm_evaluation_reports_raise_beside_ais_and_both_match_the_exact_value(tmp_path):
+  """ais.reverse=True: eval.json holds AIS's log-likelihood and RAISE's, both near the
+  exact test log-likelihood of this 16-hidden-unit RBM (enumerated), RAISE's implied
+  log Z near the exact one."""
+  config = _config(steps=40, model=["optim.learning_rate=0.1", "optim.schedule=constant",
+                                    "model.init_std=0.1", "ais.reverse=True",
+                                    "ais.counts=(20, 60, 120)", "ais.runs=32"],
+                   final_eval=True)
+  result = jaxgen.fit(config, workdir=tmp_path)
+  saved = json.loads((tmp_path / "eval.json").read_text())
+  values, protocol = saved["metrics"], saved["protocol"]
+  assert protocol["raise"]["runs_per_example"] == 1 and "RAISE" in protocol["raise"]["estimator"]
+  exact_log_z = float(energies.log_partition_exact(params=result.state.params["rbm"],
+                                                   visible="bernoulli"))
+  exact = values["neg_free_energy"] - exact_log_z
+  assert values["log_likelihood"] == pytest.approx(exact, abs=0.2)
+  assert values["raise_log_likelihood"] == pytest.approx(exact, abs=0.2)
+  assert values["raise_log_z"] == pytest.approx(exact_log_z, abs=0.2)
+  assert values["raise_log_z"] == pytest.approx(
+      values["neg_free_energy"] - values["raise_log_likelihood"], abs=1e-9)
+
+
+def test_raise_is_for_the_rbm_only():
+  with pytest.raises(ConfigError, match="ais.reverse .* rbm, not dbm"):
+    jaxgen.fit(_config("dbm", model=["ais.reverse=True"]))
 
 
 def _method_and_batch(config):
@@ -202,8 +234,27 @@ def test_dbm_trains_through_its_stages_and_samples():
   assert stages == [0] * 3 + [1] * 3 + [2] * 3
   evaluation = result.metrics["eval"]
   assert np.isfinite(boltzmann.log_likelihood_of(evaluation, per_example="bound_plus_log_z"))
+  assert evaluation["log_likelihood_bound"] == pytest.approx(
+      boltzmann.log_likelihood_of(evaluation, per_example="bound_plus_log_z"), abs=1e-9)
   samples = result.method.sample(result.state, jax.random.PRNGKey(0), 4)
   assert samples.shape == (4, 64) and np.all((samples >= 0) & (samples <= 1))
+
+
+def test_dbm_stage_learning_rate_scale_scales_only_the_dbm_stage_updates():
+  updates = {}
+  for scale in (1.0, 0.25):
+    config = _config("dbm", 9, ["model.stage_steps=3", f"model.learning_rate_scale_dbm={scale}",
+                                "optim.momentum=0.0"])
+    method, batch = _method_and_batch(config)
+    state = method.init(jax.random.PRNGKey(0), batch)
+    step = jax.jit(method.train_step)
+    for at in (0, 6):   # a pre-training step (stage 0) and a DBM step (stage 2)
+      new, _ = step(state.replace(step=jnp.asarray(at, jnp.int32)), batch)
+      updates[scale, at] = jax.tree.map(lambda a, b: a - b, new.params, state.params)
+  assert_trees_close(updates[0.25, 0], updates[1.0, 0], rtol=1e-6, atol=1e-9)   # untouched
+  assert_trees_close(updates[0.25, 6], jax.tree.map(lambda u: 0.25 * u, updates[1.0, 6]),
+                     rtol=1e-5, atol=2e-7)   # float32 rounding of new - old
+  assert float(jnp.abs(updates[1.0, 6]["dbm"]["w2"]).max()) > 0
 
 
 def test_bad_settings_fail_with_one_line():
@@ -229,3 +280,20 @@ def test_gaussian_rbm_trains_on_real_valued_data():
   assert set(values) == {"neg_free_energy", "reconstruction_error"}
   samples = method.sample(state, jax.random.PRNGKey(2), 3)
   assert samples.shape == (3, 64) and np.all(np.isfinite(samples))
+
+
+def test_dbm_chains_burn_in_once_when_the_dbm_stage_starts():
+  config = _config("dbm", 9, ["model.stage_steps=3", "model.chain_burn_in=4",
+                              "model.cd_steps=2"])
+  method, batch = _method_and_batch(config)
+  state = method.init(jax.random.PRNGKey(0), batch)
+  step = jax.jit(method.train_step)
+  for at, sweeps in ((6, 4), (7, 0)):   # the stage's first step burns in, the next does not
+    start = state.replace(step=jnp.asarray(at, jnp.int32))
+    new, _ = step(start, batch)
+    key = start.keys("up", "negative")["negative"]
+    chains = tuple(start.model_state["chains"]["dbm"][k] for k in ("v", "h1", "h2"))
+    for t in list(range(2, 2 + sweeps)) + [0, 1]:
+      chains = dbm.gibbs_sweep(jax.random.fold_in(key, t), chains, start.params["dbm"])
+    assert_trees_equal(dict(zip(("v", "h1", "h2"), chains)),
+                       new.model_state["chains"]["dbm"])
