@@ -21,6 +21,8 @@ import jaxgen
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 QUICKSTART = NOTEBOOKS[0].parent / "quickstart.ipynb"
 LIKELIHOOD = NOTEBOOKS[0].parent / "likelihood.ipynb"
+AUTOENCODERS = NOTEBOOKS[0].parent / "autoencoders.ipynb"
+VAE = NOTEBOOKS[0].parent / "vae.ipynb"
 STEPS = 300
 # Notebooks with a cell tagged "parameters" run with these values in its place.
 PARAMETERS = {
@@ -29,6 +31,8 @@ PARAMETERS = {
     "boltzmann.ipynb": "RBM_STEPS = 150\nSMALL_RBM_STEPS = 100\nAIS_COUNTS = (5, 20, 50)\n"
                        "TEMPERATURES = (10, 1000)\nEM_ITERATIONS = 20\nSIZES = (20, 320)\n"
                        "SEEDS = 2\nLR_STEPS = 150\n",
+    "autoencoders.ipynb": "AE_STEPS = 300\nSTEPS = 100\nHELD_OUT = 4\n",
+    "vae.ipynb": "VAE_STEPS = 200\nBETA_STEPS = 150\nBETAS = (1.0, 4.0)\n",
 }
 
 
@@ -41,6 +45,9 @@ def run_notebook(path, monkeypatch, figures_dir):
 
   def short_fit(config, **kwargs):
     config.train.steps = min(config.train.steps, STEPS)
+    # One device, as on a user's CPU: the session's four fake devices make every
+    # fit's compilation ~30% dearer (autoencoders.ipynb: 32 s -> 23 s of CPU).
+    config.train.num_devices = 1
     return fit(config, **kwargs)
 
   def show(*args, **kwargs):
@@ -101,6 +108,10 @@ def test_notebook_runs_and_shows_its_figures_and_numbers(path, monkeypatch, tmp_
     check_likelihood_numbers(printed)
   if path.name == "boltzmann.ipynb":
     check_boltzmann_numbers(printed)
+  if path == AUTOENCODERS:
+    check_autoencoders_numbers(printed)
+  if path == VAE:
+    check_vae_numbers(printed)
 
 
 def check_likelihood_numbers(printed, trained=False):
@@ -202,3 +213,102 @@ def test_the_committed_boltzmann_outputs_come_from_a_full_run():
   pictures = [o for c in saved for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
   assert len(pictures) == _shown_figures(path) == 4
   assert all(c.get("execution_count") for c in saved if c["cell_type"] == "code")   # all ran
+
+
+def _number(pattern, text):
+  """The float the regex's one group finds in text."""
+  match = re.search(pattern, text)
+  assert match, f"not printed: {pattern}"
+  return float(match.group(1))
+
+
+def check_autoencoders_numbers(printed, trained=False):
+  """A 2-D code beating PCA, denoising, sparse codes near ρ, a held-out class detected.
+
+  The untrained models (one step) print: 2-D mse 0.20 (PCA 0.053), 5-NN 0.28,
+  dae mse 0.169 against the masked input's 0.059, sae mean activation 0.48 with
+  no value below 0.1, AUC 0.59. `trained`: the notebook's full settings.
+  """
+  ae, pca = map(float, re.search(r"2-D code: autoencoder ([\d.]+), PCA ([\d.]+)",
+                                 printed).groups())
+  assert pca == pytest.approx(0.0527, abs=0.002) and ae < (0.045 if trained else pca), (ae, pca)
+  knn_ae, knn_pca = map(float, re.search(r"5-NN test accuracy in 2-D: autoencoder ([\d.]+), "
+                                         r"PCA ([\d.]+)", printed).groups())
+  assert knn_pca == pytest.approx(0.62, abs=0.03)
+  assert knn_ae > (knn_pca + 0.1 if trained else 0.45), (knn_ae, knn_pca)
+  masked, denoised, clean = map(float, re.search(
+      r"masked input ([\d.]+), dae of the masked input ([\d.]+), dae of the clean input "
+      r"([\d.]+)", printed).groups())
+  assert denoised < (0.5 if trained else 0.9) * masked and clean <= denoised, (masked, denoised)
+  sparse = re.search(r"sae: mean activation ([\d.]+), share of values below 0.1: ([\d.]+), "
+                     r"units with a mean activation in \[0.025, 0.1\]: (\d+) of 64", printed)
+  dense = re.search(r"dae: mean activation ([\d.]+), share of values below 0.1: ([\d.]+)",
+                    printed)
+  assert abs(float(sparse.group(1)) - 0.05) < 0.015 and float(sparse.group(2)) > 0.7, sparse
+  assert int(sparse.group(3)) >= (48 if trained else 32), sparse.group(0)
+  assert float(dense.group(1)) > 0.2 and float(dense.group(2)) < float(sparse.group(2)) - 0.3
+  auc = _number(r"held-out digit 4: ROC-AUC ([\d.]+)", printed)
+  assert auc > (0.93 if trained else 0.85), auc
+  normal, held_out = map(float, re.search(r"mean error: normal ([\d.]+), held out ([\d.]+)",
+                                          printed).groups())
+  assert held_out > 1.5 * normal, (normal, held_out)
+
+
+def check_vae_numbers(printed, trained=False):
+  """The ELBO's terms, the reparameterization checks, the β sweep's order and the
+  IWAE bound converging to the exact log p(x) of the linear-Gaussian model.
+
+  The untrained VAE's test ELBO is about -44 nats; 300 steps reach about -30,
+  the full 3,000 about -24 (2-D latent).
+  """
+  assert _number(r"\|ELBO − \(reconstruction − KL\)\| ≤ ([\d.e+-]+) nats", printed) < 1e-3
+  first, last = map(float, re.search(r"train ELBO: (-?[\d.]+) nats at step \d+, (-?[\d.]+) at",
+                                     printed).groups())
+  assert last > first + 2.0, (first, last)
+  elbo, reconstruction, kl = map(float, re.search(
+      r"test ELBO (-?[\d.]+) = reconstruction (-?[\d.]+) − KL ([\d.]+) nats", printed).groups())
+  assert elbo == pytest.approx(reconstruction - kl, abs=0.02)
+  assert (-26.0 < elbo < -21.0) if trained else (-36.0 < elbo < -22.0), elbo
+  assert "same key, same z: True" in printed and "different keys, different z: True" in printed
+  assert _number(r"z = μ \+ σ·ε: max \|difference\| ([\d.e+-]+)", printed) < 1e-5
+  assert "∂z/∂μ = 1: True" in printed
+  assert _number(r"∂z/∂logvar = σ·ε/2: max \|difference\| ([\d.e+-]+)", printed) < 1e-5
+  rows = [(float(b), float(r), float(k), float(e), int(u)) for b, r, k, e, u in re.findall(
+      r"^\s*([\d.]+)\s+(-?[\d.]+)\s+([\d.]+)\s+(-?[\d.]+)\s+(\d+) / 16$", printed, re.M)]
+  assert len(rows) == (4 if trained else 2), rows
+  for (_, rec_a, kl_a, _, units_a), (_, rec_b, kl_b, _, units_b) in zip(rows, rows[1:]):
+    assert kl_b < kl_a and rec_b < rec_a and units_b <= units_a, rows   # β grows
+  by_beta = {row[0]: row for row in rows}
+  assert by_beta[1.0][2] > 1.0 and by_beta[4.0][2] < 0.5 * by_beta[1.0][2], rows
+  if trained:
+    assert by_beta[1.0][4] >= 8 and by_beta[4.0][4] <= 2, rows
+    assert max(rows, key=lambda row: row[3])[0] == 1.0, rows     # the best ELBO at β = 1
+  check_iwae_numbers(printed)
+
+
+def check_iwae_numbers(printed):
+  """L_k rises with k to the exact log p(x) (no training involved: the same in every run)."""
+  exact = _number(r"exact mean log p\(x\): (-?[\d.]+) nats", printed)
+  table = [tuple(map(float, row)) for row in re.findall(
+      r"^\s*(\d+)\s+(-?[\d.]+) \(-?[\d.]+\)\s+(-?[\d.]+) \(-?[\d.]+\)$", printed, re.M)]
+  assert [row[0] for row in table] == [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+  for column in (1, 2):            # mean-field, marginal
+    gaps = [exact - row[column] for row in table]
+    assert gaps[0] > 0.5 and all(gap > -0.01 for gap in gaps), gaps    # L_1 < L_k <= log p(x)
+    assert gaps[-1] < 0.15 * gaps[0], gaps
+  assert exact - table[-1][2] < 0.01 and exact - table[6][2] < 0.02, table   # marginal, k=100
+  assert exact - table[0][1] < exact - table[0][2], table     # mean-field: the better ELBO
+  chunked = _number(r"chunked importance_weighted_bound, mean-field, K = 5000: (-?[\d.]+)",
+                    printed)
+  assert chunked == pytest.approx(table[-1][1], abs=2e-4)
+
+
+@pytest.mark.parametrize("path", [AUTOENCODERS, VAE], ids=lambda p: p.name)
+def test_the_committed_autoencoder_notebook_outputs_come_from_a_full_run(path):
+  """The saved outputs are those of the notebook's full settings (ranges that the
+  tests' shortened runs do not reach), with all its figures."""
+  check = check_autoencoders_numbers if path == AUTOENCODERS else check_vae_numbers
+  check(_saved_text(path), trained=True)
+  saved = json.loads(path.read_text())["cells"]
+  pictures = [o for c in saved for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+  assert len(pictures) == _shown_figures(path) >= 4
