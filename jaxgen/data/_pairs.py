@@ -15,8 +15,8 @@ sharding, multi-seed streams and resume. Pairs come from
 Derived sources (`PAIRS`):
 
 * `edges`: the Sobel gradient magnitude of the target seen in [0, 1],
-  sqrt(S_h² + S_v²) / (4√2) (so in [0, 1]; 4√2 is the magnitude of a unit
-  step seen diagonally by both kernels), zero padding outside the image (the
+  sqrt(S_h² + S_v²) / (4√2) (each kernel's response to an image in [0, 1] is
+  at most 4, so the map lies in [0, 1]), zero padding outside the image (the
   background of digits), per channel;
 * `masked`: the target with its bottom half (rows ≥ H // 2) replaced by the
   middle of the value range, a value no digit pixel's background has.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 PAIRS = ("none", "edges", "masked")
-# Largest Sobel magnitude of an image in [0, 1]: both 3x3 kernels sum to 4 on a step.
+# A bound on the Sobel magnitude of an image in [0, 1]: each kernel's |response| <= 4.
 SOBEL_SCALE = 4.0 * np.sqrt(2.0)
 
 
