@@ -71,8 +71,12 @@ class UNetGenerator(nn.Module):
     for i, width in enumerate(self.channels):
       if i > 0:
         h = nn.leaky_relu(h, 0.2)
-      h = nn.Conv(width, (4, 4), strides=2, padding="SAME", name=f"down_{i}")(h)
-      if 0 < i < levels - 1:
+      normed = 0 < i < levels - 1
+      # No bias before a normalization: it would cancel it (zero gradient, which
+      # Adam would turn into steps of rounding noise).
+      h = nn.Conv(width, (4, 4), strides=2, padding="SAME", use_bias=not normed or
+                  self.norm == "none", name=f"down_{i}")(h)
+      if normed:
         h = normalization(self.norm, train, self.axis_name, f"down_norm_{i}")(h)
       downs.append(h)
     keys = None
@@ -81,7 +85,7 @@ class UNetGenerator(nn.Module):
     for i in reversed(range(1, levels)):
       skip = downs[i - 1]
       h = nn.ConvTranspose(skip.shape[-1], (4, 4), strides=(2, 2), padding="SAME",
-                           name=f"up_{i}")(nn.relu(h))
+                           use_bias=self.norm == "none", name=f"up_{i}")(nn.relu(h))
       h = h[:, :skip.shape[1], :skip.shape[2]]
       h = normalization(self.norm, train, self.axis_name, f"up_norm_{i}")(h)
       if levels - 1 - i < self.dropout_layers:
@@ -125,7 +129,8 @@ class PatchDiscriminator(nn.Module):
     k = (self.kernel, self.kernel)
     for i, width in enumerate(self.channels):
       stride = 2 if i < len(self.channels) - 1 else 1
-      h = nn.Conv(width, k, strides=stride, padding="SAME", name=f"conv_{i}")(h)
+      h = nn.Conv(width, k, strides=stride, padding="SAME",
+                  use_bias=i == 0 or self.norm == "none", name=f"conv_{i}")(h)
       if i > 0:
         h = normalization(self.norm, train, self.axis_name, f"norm_{i}")(h)
       h = nn.leaky_relu(h, 0.2)

@@ -50,7 +50,7 @@ def test_unet_output_reaches_the_input_through_the_outermost_skip():
 
   # Cut the way up below the outermost level: only the skip of level 0 remains.
   p = jax.tree.map(jnp.asarray, params)
-  p["up_1"] = jax.tree.map(jnp.zeros_like, p["up_1"])
+  p["up_1"] = jax.tree.map(jnp.zeros_like, p["up_1"])   # kernel and bias (norm 'none')
   support = _nonzero_support(pixel_grad(p))
   # By hand: output pixel o <- transposed-conv window on level 0 (8x8) <- conv windows.
   expected = np.zeros((size, size), bool)
