@@ -142,7 +142,7 @@ def _build(options: DataOptions) -> Dataset:
 def _check_pairs(options: DataOptions, raw: RawData, train: Split,
                  transform: Transform) -> tuple[tuple[int, ...] | None, str]:
   """(source_shape, pair) of paired data, (None, 'none') otherwise; one-line errors."""
-  from_file = getattr(train, "source", None) is not None
+  from_file = isinstance(train, ArraySplit) and train.source is not None
   if not from_file and options.pair == "none":
     return None, "none"
   what = "its source images" if from_file else f"data.pair={options.pair!r}"
