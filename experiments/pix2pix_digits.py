@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--figures", action="store_true",
                       help="also write docs/figures/ and benchmarks/results/")
   args = parser.parse_args(argv)
+  # Every (task, seed) run compiles the same programs: keep them on disk (as the CLI does).
+  from jaxgen import _compile_cache  # pylint: disable=import-outside-toplevel
+  _compile_cache.enable()
   out = pathlib.Path(args.out)
   steps = args.steps or (3 if args.quick else 3000)
   seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1")).split(",")]
