@@ -41,6 +41,7 @@ def _step_once(overrides):
   return state, new_state, metrics
 
 
+@pytest.mark.slow
 def test_one_step_updates_both_players_and_the_l1_only_ablation_leaves_d_alone():
   state, new_state, metrics = _step_once([])
   assert {"loss", "discriminator_loss", "l1", "generator_adversarial"} <= set(metrics)
@@ -99,6 +100,7 @@ def trained(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow
 def test_cli_train_eval_and_sample_from_given_sources(trained, tmp_path, capsys):
   record = json.loads((trained / "eval.json").read_text())
   values = record.get("metrics", record)
