@@ -328,6 +328,26 @@ def read_completion_file(path: str | pathlib.Path) -> tuple[np.ndarray, np.ndarr
   return contents["x"], contents.get("mask")
 
 
+def read_source_file(path: str | pathlib.Path) -> np.ndarray:
+  """The source images of `jaxgen sample --source FILE.npz`: array 'source' (or 'x')."""
+  try:
+    with np.load(pathlib.Path(path), allow_pickle=False) as contents:
+      arrays = {k: np.asarray(contents[k]) for k in ("source", "x") if k in contents.files}
+      names = sorted(contents.files)
+  except (OSError, ValueError) as e:
+    raise ConfigError(f"--source: cannot read {str(path)!r}: {e}") from None
+  if not arrays:
+    raise ConfigError(f"--source {str(path)!r} holds {names}; expected an array "
+                      "'source' (or 'x') of images")
+  images = np.asarray(arrays.get("source", arrays.get("x")), np.float32)
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.ndim != 4 or not len(images):
+    raise ConfigError(f"--source {str(path)!r}: expected images [N, H, W(, C)], got "
+                      f"shape {images.shape}")
+  return images
+
+
 def _completion_inputs(spec: Any, images: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
   """Checked images [N, *shape] and a boolean mask of their shape (default: top half)."""
   shape = tuple(spec.shape)

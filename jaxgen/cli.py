@@ -116,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
   sample.add_argument("--guidance", type=float, default=None, metavar="W",
                       help="guided diffusion: the guidance weight (classifier-free) "
                            "or scale (classifier); default: model.guidance_scale")
+  sample.add_argument("--source", metavar="FILE.npz", default=None,
+                      help="image-to-image models (pix2pix): translate the images of "
+                           "array 'source' (or 'x') of FILE.npz, in the data's value "
+                           "range; --num takes the first N (default: all)")
   sample.add_argument("--length", type=int, default=None, metavar="T",
                       help="signals (wavenet): samples per generated signal "
                            "(default: the data's length)")
@@ -345,8 +349,11 @@ def _sample(args: argparse.Namespace) -> int:
   if args.complete:
     return _complete(args, out)
   conditioning = _labels(args)
-  run = api.load(args.workdir, args.step)
   num = 64 if args.num is None else args.num
+  if args.source:
+    conditioning["source"] = api.read_source_file(args.source)[:args.num]
+    num = len(conditioning["source"])
+  run = api.load(args.workdir, args.step)
   samples = api.sample(run, num=num, seed=args.seed, replica=args.replica,
                        overrides=args.overrides, **conditioning)
   out.parent.mkdir(parents=True, exist_ok=True)

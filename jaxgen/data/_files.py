@@ -147,25 +147,56 @@ def _raw_from_arrays(source: str, train: ArraySplit, test: ArraySplit,
   if sample_rate is None and train.x.ndim not in (2, 4):
     raise DataError(f"{source}: expected images [N, H, W(, C)] or vectors [N, D], "
                     f"got shape {train.x.shape}")
+  _check_pairs(source, train, test)
   levels = None
   if np.issubdtype(train.x.dtype, np.integer) or train.x.dtype == bool:
-    both = np.concatenate([train.x.reshape(-1), test.x.reshape(-1)])
+    both = np.concatenate([a.reshape(-1) for a in _arrays(train, test)])
     if both.size and (both.min() < 0 or both.max() > 255):
       raise DataError(f"{source}: integer data must lie in 0..255 (uint8 levels), "
                       f"found {both.min()}..{both.max()}")
-    train = ArraySplit(train.x.astype(np.uint8), train.labels)
-    test = ArraySplit(test.x.astype(np.uint8), test.labels)
+    train, test = (_as_dtype(split, np.uint8) for split in (train, test))
     levels = 256
   else:
     for split, arrays in (("train", train), ("test", test)):
-      _check_finite(source, split, arrays.x)
-    train = ArraySplit(train.x.astype(np.float32), train.labels)
-    test = ArraySplit(test.x.astype(np.float32), test.labels)
+      for a in _arrays(arrays):
+        _check_finite(source, split, a)
+    train, test = (_as_dtype(split, np.float32) for split in (train, test))
     for split, arrays in (("train", train), ("test", test)):
-      _check_finite(source, split, arrays.x)  # values beyond float32's range
+      for a in _arrays(arrays):
+        _check_finite(source, split, a)  # values beyond float32's range
   return RawData(train=train, test=test, is_image=train.x.ndim == 4,
                  levels=levels, num_classes=num_classes_of(train.labels, test.labels),
                  is_sequence=sample_rate is not None, sample_rate=sample_rate or None)
+
+
+def _arrays(*splits: ArraySplit) -> list[np.ndarray]:
+  """The image arrays of splits: x, and the paired source where there is one."""
+  return [a for split in splits for a in (split.x, split.source) if a is not None]
+
+
+def _as_dtype(split: ArraySplit, dtype) -> ArraySplit:
+  source = None if split.source is None else split.source.astype(dtype)
+  return ArraySplit(split.x.astype(dtype), split.labels, source)
+
+
+def _check_pairs(source: str, train: ArraySplit, test: ArraySplit) -> None:
+  """One-line errors for paired data whose sources do not match their targets."""
+  if (train.source is None) != (test.source is None):
+    raise DataError(f"{source}: source images for only one of the train and test splits")
+  if train.source is None:
+    return
+  if train.source.shape[1:] != test.source.shape[1:]:
+    raise DataError(f"{source}: train sources have shape {train.source.shape[1:]} but "
+                    f"test sources {test.source.shape[1:]}")
+  if train.source.ndim != 4 or train.x.ndim != 4:
+    raise DataError(f"{source}: paired data must be images [N, H, W(, C)], got x "
+                    f"{train.x.shape[1:]} and source {train.source.shape[1:]}")
+  integer = [np.issubdtype(a.dtype, np.integer) or a.dtype == bool
+             for a in (train.x, train.source)]
+  if integer[0] != integer[1]:
+    raise DataError(f"{source}: x is {train.x.dtype} but source is "
+                    f"{train.source.dtype}; both must be integer (0..255) or both float "
+                    "(they go through the same transform)")
 
 
 def _check_finite(source: str, split: str, x: np.ndarray) -> None:
@@ -205,7 +236,8 @@ def load_npz(path: str, options: DataOptions) -> RawData:
     splits = []
     for split in ("train", "test"):
       x, labels = arrays[f"x_{split}"], labels_of(f"y_{split}", f"labels_{split}")
-      splits.append(_array_split(source, x, labels, signals=sample_rate is not None))
+      splits.append(_array_split(source, x, labels, signals=sample_rate is not None,
+                                 paired=arrays.get(f"source_{split}")))
     train, test = splits
     if train.has_labels != test.has_labels:
       raise DataError(f"{source}: labels for only one of the train and test splits")
@@ -213,50 +245,103 @@ def load_npz(path: str, options: DataOptions) -> RawData:
     key = "x" if "x" in arrays else "images" if "images" in arrays else None
     if key is None:
       raise DataError(f"{source}: found arrays {sorted(arrays)}; expected 'x' or "
-                      "'images' (optional 'y'/'labels'), or 'x_train' and 'x_test'")
+                      "'images' (optional 'y'/'labels', 'source'), or 'x_train' and "
+                      "'x_test'")
     whole = _array_split(source, arrays[key], labels_of("y", "labels"),
-                         signals=sample_rate is not None)
-    train, test = split_arrays(whole.x, whole.labels, options.test_fraction)
+                         signals=sample_rate is not None, paired=arrays.get("source"))
+    train, test = split_arrays(whole.x, whole.labels, options.test_fraction, whole.source)
   return _raw_from_arrays(source, train, test, sample_rate)
 
 
 def _array_split(source: str, x: np.ndarray, labels: np.ndarray | None,
-                 signals: bool = False) -> ArraySplit:
-  """An ArraySplit with grey images (or mono signals) given a channel axis, label counts checked."""
+                 signals: bool = False, paired: np.ndarray | None = None) -> ArraySplit:
+  """An ArraySplit with grey images (or mono signals) given a channel axis, counts checked.
+
+  `paired`: the source images of paired data ([N, H, W(, C)]), one per example.
+  """
   if x.ndim == (2 if signals else 3):
     x = x[..., None]
   if labels is not None and len(labels) != len(x):
     raise DataError(f"{source}: {len(x)} examples but {len(labels)} labels")
-  return ArraySplit(x, labels)
+  if paired is not None:
+    if signals:
+      raise DataError(f"{source}: paired 'source' arrays need images, not signals")
+    paired = paired[..., None] if paired.ndim == 3 else paired
+    if len(paired) != len(x):
+      raise DataError(f"{source}: {len(x)} examples but {len(paired)} source images")
+  return ArraySplit(x, labels, paired)
 
 
 def load_images(path: str, options: DataOptions) -> RawData:
   """A folder of PNG/JPEG images; subfolders (sorted) are classes; fixed split."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
   root = pathlib.Path(path).expanduser()
   source = f"images:{path}"
   if not root.is_dir():
     raise DataError(f"{source}: no such folder")
 
-  def image_files(folder: pathlib.Path) -> list[pathlib.Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
   classes = sorted(p for p in root.iterdir() if p.is_dir())
   if classes:
     files, labels = [], []
     for label, folder in enumerate(classes):
-      found = image_files(folder)
+      found = _image_files(folder)
       files += found
       labels += [label] * len(found)
     labels = np.array(labels, np.int32)
   else:
-    files, labels = image_files(root), None
+    files, labels = _image_files(root), None
   if len(files) < 2:
     raise DataError(f"{source}: found {len(files)} images ({', '.join(IMAGE_SUFFIXES)})"
                     f"; need at least 2")
+  x = _read_image_files(files, options, source)
+  train, test = split_arrays(x, labels, options.test_fraction)
+  raw = _raw_from_arrays(source, train, test)
+  if classes:
+    raw = RawData(train=raw.train, test=raw.test, is_image=True, levels=256,
+                  num_classes=len(classes))
+  return raw
 
+
+def _image_files(folder: pathlib.Path) -> list[pathlib.Path]:
+  return sorted(p for p in folder.iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_pairs(argument: str, options: DataOptions) -> RawData:
+  """Paired image folders `<source_dir>,<target_dir>`: files matched by name; fixed split.
+
+  The target folder's images are `x`; the source folder's image of the same
+  file name is the example's `source`. Both folders must hold the same names.
+  """
+  source = f"pairs:{argument}"
+  parts = argument.split(",")
+  if len(parts) != 2 or not all(parts):
+    raise DataError(f"{source}: expected pairs:<source_dir>,<target_dir> (two folders "
+                    "separated by a comma)")
+  folders = [pathlib.Path(p).expanduser() for p in parts]
+  for folder in folders:
+    if not folder.is_dir():
+      raise DataError(f"{source}: no such folder {str(folder)!r}")
+  files = [_image_files(folder) for folder in folders]
+  names = [{p.name: p for p in found} for found in files]
+  for have, other in ((0, 1), (1, 0)):
+    missing = sorted(set(names[have]) - set(names[other]))
+    if missing:
+      raise DataError(f"{source}: {missing[0]!r} is in {str(folders[have])!r} but not in "
+                      f"{str(folders[other])!r} ({len(missing)} unmatched); pairs are "
+                      "matched by file name")
+  if len(files[1]) < 2:
+    raise DataError(f"{source}: found {len(files[1])} image pairs; need at least 2")
+  order = sorted(names[1])
+  paired = _read_image_files([names[0][n] for n in order], options, source)
+  x = _read_image_files([names[1][n] for n in order], options, source)
+  train, test = split_arrays(x, None, options.test_fraction, paired)
+  return _raw_from_arrays(source, train, test)
+
+
+def _read_image_files(files: list[pathlib.Path], options: DataOptions,
+                      source: str) -> np.ndarray:
+  """Images [N, H, W, C] uint8 from files: grey unless one has colour (or data.channels)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
   images = []
   for file in files:
     try:
@@ -280,13 +365,7 @@ def load_images(path: str, options: DataOptions) -> RawData:
     arrays = [
         _resize_one(a, options.image_size) for a in arrays
     ]
-  x = np.stack(arrays).reshape(len(arrays), *arrays[0].shape[:2], channels)
-  train, test = split_arrays(x, labels, options.test_fraction)
-  raw = _raw_from_arrays(source, train, test)
-  if classes:
-    raw = RawData(train=raw.train, test=raw.test, is_image=True, levels=256,
-                  num_classes=len(classes))
-  return raw
+  return np.stack(arrays).reshape(len(arrays), *arrays[0].shape[:2], channels)
 
 
 def _resize_one(image: np.ndarray, size: int) -> np.ndarray:

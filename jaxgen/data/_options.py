@@ -8,6 +8,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxgen.data._pairs import PAIRS
 from jaxgen.errors import ConfigError, choices
 
 SCALES = ("auto", "unit", "symmetric", "none")
@@ -37,11 +38,12 @@ class DataOptions:
   length: int = 0  # samples per generated seq1d signal; 0 = the source's default (256)
   companding: str = "none"  # signals: 'mu_law' = μ-law companded and quantised to 256 levels
   crop: int = 0  # signals: random windows of `crop` samples (fixed ones in evaluation); 0 = whole
+  pair: str = "none"  # images: add batch["source"] derived from x: 'edges' (Sobel) or 'masked'
 
   def __post_init__(self):
     _check_type("name", self.name, str)
     _check_type("data_dir", self.data_dir, str)
-    for key in ("scale", "binarize", "companding"):
+    for key in ("scale", "binarize", "companding", "pair"):
       _check_type(key, getattr(self, key), str)
     for key in ("batch_size", "generate_seed", "num_examples", "image_size",
                 "channels", "max_examples", "length", "crop"):
@@ -59,6 +61,8 @@ class DataOptions:
     if self.companding not in COMPANDING:
       raise ConfigError(f"data.companding={self.companding!r} is not valid; "
                         f"choose {choices(COMPANDING)}")
+    if self.pair not in PAIRS:
+      raise ConfigError(f"data.pair={self.pair!r} is not valid; choose {choices(PAIRS)}")
     if self.channels not in CHANNELS:
       raise ConfigError(f"data.channels={self.channels} is not valid; "
                         f"choose {choices(CHANNELS)}")

@@ -21,7 +21,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxgen.data import _transforms, codec
+from jaxgen.data import _pairs, _transforms, codec
 from jaxgen.data._options import DataOptions, make_options
 from jaxgen.data._registry import load_raw
 from jaxgen.data._spec import DataSpec
@@ -105,6 +105,7 @@ def _build(options: DataOptions) -> Dataset:
           f"{high:g}]; use scale 'auto' or 'unit'")
     transform = dataclasses.replace(transform, binarize=options.binarize)
 
+  source_shape, pair = _check_pairs(options, raw, train, transform)
   shape = tuple(int(d) for d in train.shape)
   if options.crop:
     if not raw.is_sequence or options.flatten:
@@ -131,9 +132,46 @@ def _build(options: DataOptions) -> Dataset:
       is_sequence=raw.is_sequence and not options.flatten,
       companding=options.companding,
       sample_rate=raw.sample_rate,
+      source_shape=source_shape,
+      pair=pair,
   )
   return Dataset(spec=spec, train=train, test=test, transform=transform,
                  options=options)
+
+
+def _check_pairs(options: DataOptions, raw: RawData, train: Split,
+                 transform: Transform) -> tuple[tuple[int, ...] | None, str]:
+  """(source_shape, pair) of paired data, (None, 'none') otherwise; one-line errors."""
+  from_file = isinstance(train, ArraySplit) and train.source is not None
+  if not from_file and options.pair == "none":
+    return None, "none"
+  what = "its source images" if from_file else f"data.pair={options.pair!r}"
+  if from_file and options.pair != "none":
+    raise ConfigError(f"data.pair={options.pair!r} derives source images, but "
+                      f"{options.name} holds its own; set data.pair='none'")
+  if not raw.is_image or options.flatten:
+    raise ConfigError(f"{what} needs images (not flattened); {options.name} holds "
+                      + ("flattened images" if raw.is_image else "vectors or signals"))
+  if transform.noise is not None:
+    raise ConfigError(f"{what} cannot be combined with data.binarize="
+                      f"{transform.binarize!r} / data.dequantize={transform.dequantize} "
+                      "(random transforms of the target); use data.binarize='threshold' "
+                      "or none")
+  if from_file:
+    return tuple(int(d) for d in train.source.shape[1:]), "file"
+  return tuple(int(d) for d in train.shape), options.pair
+
+
+def _with_source(out: dict[str, np.ndarray], raw_source: np.ndarray | None,
+                 dataset_pair: str, transform: Transform) -> dict[str, np.ndarray]:
+  """`out` with "source" added for paired data (see jaxgen.data._pairs)."""
+  if dataset_pair == "none":
+    return out
+  if dataset_pair == "file":
+    source = transform(raw_source, None)
+  else:
+    source = _pairs.derive_source(dataset_pair, out["x"], transform.value_range)
+  return {**out, "source": source}
 
 
 def _check_signal_options(options: DataOptions, raw: RawData, train: Split) -> int | None:
@@ -240,6 +278,7 @@ def train_pipeline(dataset: Dataset, batch_size: int, seed: int = 0,
   raw_shape = (crop,) + tuple(split.shape[1:]) if crop else tuple(split.shape)
   static_seed = _transforms.noise_seed(
       dataset.options.generate_seed, _transforms.STATIC_BINARIZE, "train")
+  pair = dataset.spec.pair
 
   def gather(ids: np.ndarray) -> dict[str, np.ndarray]:
     ids = ids[rows]
@@ -247,13 +286,15 @@ def train_pipeline(dataset: Dataset, batch_size: int, seed: int = 0,
     batch = {"ids": ids, "x": x}
     if with_labels:
       batch["label"] = labels
+    if pair == "file":   # the same ids: pairs stay aligned
+      batch["source"] = split.gather_source(ids)
     return batch
 
   def finish(batch: dict[str, np.ndarray], noise: np.ndarray | None) -> dict[str, np.ndarray]:
     out = {"x": transform(batch["x"], noise)}
     if with_labels:
       out["label"] = batch["label"]
-    return out
+    return _with_source(out, batch.get("source"), pair, transform)
 
   def fresh_noise(batch: dict[str, np.ndarray], rng: np.random.Generator):
     # Drawn for the whole global batch and sliced, so that the processes'
@@ -346,7 +387,7 @@ def eval_batches(dataset: Dataset, split: str = "test", batch_size: int = 128,
   crop_seed = _transforms.noise_seed(options.generate_seed, _transforms.EVAL_CROP, split)
   # Checked above, before the first batch is asked for.
   return _eval_iterator(data, transform, batch_size, rows, with_labels, seed,
-                        options.crop, crop_seed)
+                        options.crop, crop_seed, dataset.spec.pair)
 
 
 def eval_arrays(dataset: Dataset, split: str = "test",
@@ -367,7 +408,8 @@ def eval_arrays(dataset: Dataset, split: str = "test",
 
 def _eval_iterator(data: Split, transform: Transform, batch_size: int, rows: slice,
                    with_labels: bool, seed: int, crop: int = 0,
-                   crop_seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+                   crop_seed: int = 0, pair: str = "none"
+                   ) -> Iterator[dict[str, np.ndarray]]:
   """The batches of eval_batches; with `crop`, each signal's fixed window (from its id)."""
   count = len(data)
   for start in range(0, count, batch_size):
@@ -384,4 +426,5 @@ def _eval_iterator(data: Split, transform: Transform, batch_size: int, rows: sli
     batch = {"x": transform(x, noise), "mask": mask.astype(np.float32)}
     if with_labels:
       batch["label"] = labels
-    yield batch
+    yield _with_source(batch, data.gather_source(ids) if pair == "file" else None, pair,
+                       transform)

@@ -18,6 +18,7 @@ _PREFIXED: dict[str, tuple[str, Callable[[str, DataOptions], RawData]]] = {
     "idx": ("<path>", _files.load_idx),
     "npz": ("<file.npz>", _files.load_npz),
     "images": ("<dir>", _files.load_images),
+    "pairs": ("<source_dir>,<target_dir>", _files.load_pairs),
 }
 
 _DESCRIPTIONS = {
@@ -31,8 +32,12 @@ _DESCRIPTIONS = {
                   "*images*idx3* (+ *labels*idx1*) files, or one images file",
     "npz:<file.npz>": "numpy arrays x|images (+ y|labels), or x_train/x_test "
                       "(+ y_train/y_test); NHWC images or [N, D] vectors; with a "
-                   "'sample_rate' entry, signals [N, T] or [N, T, C]",
+                   "'sample_rate' entry, signals [N, T] or [N, T, C]; paired "
+                   "images: a 'source' array (source_train/source_test) beside x",
     "images:<dir>": "a folder of PNG/JPEG images; subfolders are classes",
+    "pairs:<source_dir>,<target_dir>": "paired PNG/JPEG images for image-to-image "
+                                       "translation, matched by file name; the target "
+                                       "is x, the other batch['source']",
 }
 
 

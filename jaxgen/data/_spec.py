@@ -40,6 +40,11 @@ class DataSpec:
   is_sequence: bool = False
   companding: str = "none"
   sample_rate: float | None = None
+  # Paired data (image-to-image translation): each batch holds "source" of this
+  # shape beside "x", in the same value range; `pair` says where it comes from:
+  # 'file' (npz `source` arrays, pairs: folders) or a derived kind ('edges', 'masked').
+  source_shape: tuple[int, ...] | None = None
+  pair: str = "none"
 
   @property
   def dim(self) -> int:
@@ -64,6 +69,8 @@ class DataSpec:
       parts.append(f"{self.companding} companded")
     if self.sample_rate:
       parts.append(f"{self.sample_rate:g} Hz")
+    if self.source_shape is not None:
+      parts.append(f"paired ({self.pair}): source {self.source_shape}")
     return ", ".join(parts)
 
   def to_json(self) -> dict[str, Any]:
@@ -92,6 +99,8 @@ class DataSpec:
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
     """A zero batch with the shapes and dtypes of real batches (for eval_shape)."""
     batch = {"x": np.zeros((batch_size,) + tuple(self.shape), np.float32)}
+    if self.source_shape is not None:
+      batch["source"] = np.zeros((batch_size,) + tuple(self.source_shape), np.float32)
     if self.num_classes:
       batch["label"] = np.zeros((batch_size,), np.int32)
     return batch

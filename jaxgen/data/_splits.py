@@ -40,10 +40,14 @@ class ArraySplit:
 
   x: np.ndarray  # [N, *shape], uint8 for discrete data, float32 otherwise
   labels: np.ndarray | None = None  # int32 [N]
+  # Paired data: the source image of each target x, [N, *source_shape], same dtype.
+  source: np.ndarray | None = None
 
   def __post_init__(self):
     if self.labels is not None and len(self.labels) != len(self.x):
       raise ValueError(f"{len(self.x)} examples but {len(self.labels)} labels")
+    if self.source is not None and len(self.source) != len(self.x):
+      raise ValueError(f"{len(self.x)} examples but {len(self.source)} sources")
 
   @property
   def shape(self) -> tuple[int, ...]:
@@ -60,15 +64,22 @@ class ArraySplit:
     labels = None if self.labels is None else self.labels[ids]
     return self.x[ids], labels
 
+  def gather_source(self, ids: np.ndarray) -> np.ndarray:
+    """The raw source images of examples `ids` (paired data only)."""
+    return self.source[ids]
+
   def take(self, count: int) -> ArraySplit:
     labels = None if self.labels is None else self.labels[:count]
-    return ArraySplit(self.x[:count], labels)
+    source = None if self.source is None else self.source[:count]
+    return ArraySplit(self.x[:count], labels, source)
 
   def convert_images(self, image_size: int, channels: int, source: str) -> ArraySplit:
     from jaxgen.data import _transforms  # pylint: disable=g-import-not-at-top
+    paired = None if self.source is None else _transforms.convert_images(
+        self.source, image_size, channels, source)
     return ArraySplit(
         _transforms.convert_images(self.x, image_size, channels, source),
-        self.labels)
+        self.labels, paired)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,14 +125,16 @@ def fixed_split(count: int, test_fraction: float,
   return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
-def split_arrays(x: np.ndarray, labels: np.ndarray | None,
-                 test_fraction: float) -> tuple[ArraySplit, ArraySplit]:
+def split_arrays(x: np.ndarray, labels: np.ndarray | None, test_fraction: float,
+                 source: np.ndarray | None = None) -> tuple[ArraySplit, ArraySplit]:
   """Fixed stratified (when labelled) train/test ArraySplits of one set of arrays."""
   train_ids, test_ids = fixed_split(len(x), test_fraction, labels)
-  if labels is None:
-    return ArraySplit(x[train_ids]), ArraySplit(x[test_ids])
-  return (ArraySplit(x[train_ids], labels[train_ids]),
-          ArraySplit(x[test_ids], labels[test_ids]))
+
+  def part(ids: np.ndarray) -> ArraySplit:
+    return ArraySplit(x[ids], None if labels is None else labels[ids],
+                      None if source is None else source[ids])
+
+  return part(train_ids), part(test_ids)
 
 
 def num_classes_of(*label_arrays: np.ndarray | None) -> int | None:

@@ -188,7 +188,7 @@ class Evaluation:
         "num_examples": count,
         "dataset": self.spec.name,
         "data_transforms": {k: data_cfg.get(k) for k in (
-            "scale", "binarize", "dequantize", "flatten") if k in data_cfg},
+            "scale", "binarize", "dequantize", "flatten", "pair") if k in data_cfg},
         "eval_key": (f"fold_in({eval_rule}, index of the example in the split), "
                      "one key per example"),
         "checkpoint_step": step,

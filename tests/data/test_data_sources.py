@@ -328,7 +328,7 @@ def test_default_config_round_trips_through_from_config():
   assert set(cfg.keys()) == {
       "name", "batch_size", "data_dir", "test_fraction", "generate_seed",
       "num_examples", "image_size", "channels", "max_examples", "scale",
-      "binarize", "dequantize", "labels", "flatten", "length", "companding", "crop"}
+      "binarize", "dequantize", "labels", "flatten", "length", "companding", "crop", "pair"}
   assert cfg.name == "digits" and cfg.batch_size == 128 and cfg.scale == "auto"
   cfg.name = "toy2d:ring8"
   cfg.max_examples = 100
