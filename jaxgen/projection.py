@@ -52,7 +52,8 @@ def _as_run(run: LoadedRun | str | pathlib.Path, step: int | None = None) -> Loa
   return run if isinstance(run, LoadedRun) else runs_lib.load(run, step)
 
 
-def _generator(run: LoadedRun) -> None:
+def check_generator(run: LoadedRun) -> None:
+  """A one-line error for a run whose method has no generator."""
   if run.method.project is None:
     raise ConfigError(f"method {run.config.method!r} has no generator to project onto; "
                       "projection works for gan, cgan, acgan, infogan, ssgan, pggan and "
@@ -136,7 +137,7 @@ def project(run: LoadedRun | str | pathlib.Path, images: Any, *, seed: int = 0,
   its codes. Deterministic for a run, images, seed and options.
   """
   run = _as_run(run, step)
-  _generator(run)
+  check_generator(run)
   x = check_images(run, images)
   opts = core.options(**options)
   conditioning = _labels(run, labels, len(x))
@@ -172,7 +173,7 @@ def train_encoder(run: LoadedRun | str | pathlib.Path, *, steps: int = 2000,
   the style generator needs noise_key=.
   """
   run = _as_run(run)
-  _generator(run)
+  check_generator(run)
   if steps < 1 or batch_size < 1:
     raise ConfigError(f"train_encoder needs steps >= 1 and batch_size >= 1, got "
                       f"{steps} and {batch_size}")
@@ -218,7 +219,7 @@ def edit(run: LoadedRun | str | pathlib.Path, z: Any, direction: Any,
          amounts: Sequence[float], *, replica: int = 0, **conditioning: Any) -> np.ndarray:
   """Decodes z + a · direction for each a in `amounts`: [len(amounts), N, *shape]."""
   run = _as_run(run)
-  _generator(run)
+  check_generator(run)
   z = jnp.asarray(z, jnp.float32)
   direction = jnp.broadcast_to(jnp.asarray(direction, jnp.float32), z.shape)
   state = run.replica(replica)
