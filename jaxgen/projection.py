@@ -16,6 +16,7 @@ initialisation, and moves codes along directions.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import pathlib
 import zipfile
@@ -98,12 +99,15 @@ def check_images(run: LoadedRun, images: Any) -> np.ndarray:
 
 def feature_function(spec: Any):
   """The digit LeNet's features for images of `spec` (8x8 or 28x28 grey)."""
-  shape = tuple(spec.shape)
+  return _features(tuple(spec.shape), tuple(float(v) for v in spec.value_range))
+
+
+@functools.lru_cache(maxsize=4)
+def _features(shape: tuple[int, ...], value_range: tuple[float, float]):
   if shape not in FEATURE_NETWORKS:
     raise ConfigError(f"the feature loss uses the digit LeNet, for images of shape "
                       f"{choices(list(FEATURE_NETWORKS))}; the run's data has {shape}")
   params = lenet.load(FEATURE_NETWORKS[shape])
-  value_range = tuple(float(v) for v in spec.value_range)
 
   def features(images):
     out = params.module.apply(params.variables, lenet.prepare(images, value_range))
@@ -144,11 +148,23 @@ def project(run: LoadedRun | str | pathlib.Path, images: Any, *, seed: int = 0,
   features = feature_function(run.spec) if opts.feature_weight > 0 else None
   init = None if encoder is None else encode(encoder, x)
   state = run.replica(replica)
-  fn = jax.jit(lambda s, images, key, init, cond: run.method.project(
-      s, images, key, init=init, features=features, **cond,
-      **{k: getattr(opts, k) for k in core.OPTION_NAMES}))
+  fn = _compiled(run.method.project, features, tuple(sorted(dataclasses.asdict(opts).items())))
   z, reconstructions, losses = fn(state, x, jax.random.PRNGKey(seed), init, conditioning)
   return np.asarray(z), np.asarray(reconstructions), jax.tree.map(np.asarray, losses)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(project_fn, features, option_items):
+  """One jitted projection per method, feature network and options (reused across calls)."""
+  def run_projection(state, images, key, init, conditioning):
+    return project_fn(state, images, key, init=init, features=features, **conditioning,
+                      **dict(option_items))
+  return jax.jit(run_projection)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_decode(decode_fn):
+  return jax.jit(decode_fn)
 
 
 def encode(encoder: Encoder, images: Any) -> np.ndarray:
@@ -217,11 +233,17 @@ def class_direction(z: Any, labels: Any, *, source: int, target: int) -> np.ndar
 
 def edit(run: LoadedRun | str | pathlib.Path, z: Any, direction: Any,
          amounts: Sequence[float], *, replica: int = 0, **conditioning: Any) -> np.ndarray:
-  """Decodes z + a · direction for each a in `amounts`: [len(amounts), N, *shape]."""
+  """Decodes z + a · direction for each a in `amounts`: [len(amounts), N, *shape].
+
+  `direction`: one [d] vector, or one per code [N, d].
+  """
   run = _as_run(run)
   check_generator(run)
-  z = jnp.asarray(z, jnp.float32)
-  direction = jnp.broadcast_to(jnp.asarray(direction, jnp.float32), z.shape)
-  state = run.replica(replica)
-  decode = jax.jit(lambda s, codes: run.method.decode(s, codes, **conditioning))
-  return np.stack([np.asarray(decode(state, z + a * direction)) for a in amounts])
+  z = np.asarray(z, np.float32)
+  direction = np.broadcast_to(np.asarray(direction, np.float32), z.shape)
+  codes = np.concatenate([z + a * direction for a in amounts])    # one call for all
+  repeated = {k: (np.tile(np.asarray(v), len(amounts)) if np.ndim(v) else v)
+              for k, v in conditioning.items() if k != "noise_key"}
+  repeated.update({k: v for k, v in conditioning.items() if k == "noise_key"})
+  decoded = _jitted_decode(run.method.decode)(run.replica(replica), codes, **repeated)
+  return np.asarray(decoded).reshape((len(amounts),) + z.shape[:1] + decoded.shape[1:])

@@ -132,7 +132,9 @@ def project(decode: Callable[[Array], Array], latent_dim: int, images: Array, ke
   losses (per image): "total", "pixel", "prior" (and "feature") [N] of the kept
   code; "per_restart" [restarts, N], each restart's final total; "curve"
   [steps + 1, N], the best total over restarts after t steps (what a call with
-  steps=t reports, as the step size is constant).
+  steps=t reports, as the step size is constant); "history" [steps + 1,
+  restarts, N], every restart's total after t steps (its first r restarts are
+  what a call with restarts=r optimises).
   """
   opts = options(**option_values)
   if opts.feature_weight > 0 and features is None:
@@ -180,6 +182,7 @@ def project(decode: Callable[[Array], Array], latent_dim: int, images: Array, ke
   losses = {name: pick(value) for name, value in final.items()}
   losses["per_restart"] = final["total"]
   losses["curve"] = jnp.min(history, axis=1)
+  losses["history"] = history
   return pick(z), pick(reconstructions), losses
 
 

@@ -72,6 +72,8 @@ def test_reported_loss_is_the_min_over_restarts():
   assert losses["per_restart"].shape == (3, 6)
   np.testing.assert_array_equal(losses["total"], losses["per_restart"].min(0))
   np.testing.assert_array_equal(losses["curve"][-1], losses["total"])
+  np.testing.assert_array_equal(losses["history"][-1], losses["per_restart"])
+  np.testing.assert_array_equal(losses["curve"], losses["history"].min(1))
 
 
 def test_more_restarts_are_never_worse():
