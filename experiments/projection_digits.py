@@ -1,24 +1,25 @@
 """Projection onto a DCGAN and editing (Zhu et al. 2016, iGAN) on test digits.
 
 Run:  python experiments/projection_digits.py [--quick] [--out runs/projection_digits]
-          [--train-steps 3000] [--steps 300] [--restarts 8] [--encoder-steps 3000]
+          [--train-steps 3000] [--steps 200] [--restarts 4] [--encoder-steps 2000]
+          [--num-images 150]
           [--feature-weight 0.1] [--figures]
 
 Trains the `gan` method's DCGAN on sklearn digits (8x8, the fixed 1,438/359
 split; `jaxgen train gan --data digits --steps 3000`, defaults otherwise) in
-OUT/dcgan — or reuses the run there — then projects the 359 *test* digits,
-never seen in training, onto its EMA generator (`jaxgen.project`):
+OUT/dcgan — or reuses the run there — then projects the first 150 (--num-images)
+*test* digits, never seen in training, onto its EMA generator (`jaxgen.project`):
 
   curves      mean pixel MSE (data range [-1, 1]) of the best code after t Adam
-              steps, for 1, 2, 4, 8 random restarts, with and without the
+              steps, for 1, 2, 4 random restarts, with and without the
               encoder's code as restart 0 (`jaxgen.train_encoder`, an MLP
-              trained on G's own samples). One projection with 8 random
+              trained on G's own samples). One projection with 4 random
               restarts and one from the encoder give every curve: restart r
               starts from fold_in(key, r) whatever the number of restarts,
-              so the first r restarts of the 8 are the run with r restarts.
+              so the first r restarts of the 4 are the run with r restarts.
   table       the same at a few step counts, the digit LeNet's accuracy on the
               projections (does a projection keep the digit?), the same for
-              359 training digits (seen by D in training), and with the LeNet
+              as many training digits (seen by D in training), and with the LeNet
               feature loss (--feature-weight).
   edit        a class direction mean(z | b) − mean(z | a) from the projected
               codes of one half of the test digits, added to the codes of the
@@ -132,9 +133,11 @@ def main(argv=None) -> dict:
   parser.add_argument("--out", default="runs/projection_digits")
   parser.add_argument("--quick", action="store_true", help="tiny run for tests")
   parser.add_argument("--train-steps", type=int, default=3000)
-  parser.add_argument("--steps", type=int, default=300, help="Adam steps of the projection")
-  parser.add_argument("--restarts", type=int, default=8)
-  parser.add_argument("--encoder-steps", type=int, default=3000)
+  parser.add_argument("--steps", type=int, default=200, help="Adam steps of the projection")
+  parser.add_argument("--restarts", type=int, default=4)
+  parser.add_argument("--num-images", type=int, default=150,
+                      help="the first N test digits (and N training digits) projected")
+  parser.add_argument("--encoder-steps", type=int, default=2000)
   parser.add_argument("--learning-rate", type=float, default=0.05)
   parser.add_argument("--feature-weight", type=float, default=0.1)
   parser.add_argument("--figures", action="store_true", help="write docs/figures/ PNGs")
@@ -146,9 +149,8 @@ def main(argv=None) -> dict:
   dataset = data_lib.from_config(run.config.data)
   x_test, y_test = data_lib.eval_arrays(dataset, "test")
   x_train, y_train = data_lib.eval_arrays(dataset, "train")
-  if args.quick:
-    x_test, y_test, x_train, y_train = x_test[:20], y_test[:20], x_train[:20], y_train[:20]
-  x_train, y_train = x_train[:len(x_test)], y_train[:len(x_test)]
+  num = 20 if args.quick else args.num_images
+  x_test, y_test, x_train, y_train = x_test[:num], y_test[:num], x_train[:num], y_train[:num]
   classifier = lenet.load("digits")
   options = {"steps": args.steps, "learning_rate": args.learning_rate}
   timings = {}
@@ -183,7 +185,8 @@ def main(argv=None) -> dict:
                                "lenet_accuracy": accuracy(classifier, x_test, y_test)}
   edit_summary, edit_pairs, shown = edits(run, classifier, encoded[0], y_test)
   record = {
-      "data": "digits (sklearn, 8x8), fixed 1,438/359 split; projected: the 359 test digits",
+      "data": f"digits (sklearn, 8x8), fixed 1,438/359 split; projected: the first "
+              f"{len(x_test)} test digits (and {len(x_train)} training digits)",
       "generator": {"workdir": str(run.workdir), "train_steps": run.step,
                     "train_seconds": train_seconds, "method": run.config.method,
                     "architecture": run.config.model.architecture,
@@ -201,7 +204,7 @@ def main(argv=None) -> dict:
   (out / "results.md").write_text(markdown(record))
   print(markdown(record), flush=True)
   if args.figures:
-    write_figures(FIGURES, curve, x_test, random[1], encoded[1], shown)
+    write_figures(FIGURES, curve, x_test, random[1], encoded[1], shown, args.restarts)
   return record
 
 
@@ -221,7 +224,7 @@ def markdown(record: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_figures(folder: pathlib.Path, curve, x, random_rec, encoded_rec, shown):
+def write_figures(folder: pathlib.Path, curve, x, random_rec, encoded_rec, shown, restarts):
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -235,7 +238,7 @@ def write_figures(folder: pathlib.Path, curve, x, random_rec, encoded_rec, shown
   ax.set_yscale("log")
   ax.set_xlabel("Adam steps")
   ax.set_ylabel("pixel MSE (range [-1, 1])")
-  ax.set_title("Projecting 359 test digits onto a DCGAN", fontsize=9)
+  ax.set_title(f"Projecting {len(x)} test digits onto a DCGAN", fontsize=9)
   ax.legend(fontsize=6, ncol=2)
   fig.tight_layout()
   fig.savefig(folder / "projection_curves.png")

@@ -12,6 +12,7 @@ import jaxgen
 from jaxgen import cli, projection
 from jaxgen import data as data_lib
 from jaxgen.errors import ConfigError
+from jaxgen.metrics import lenet
 
 SMALL_VAE = {"model.hidden": (32,), "model.latent_dim": 2, "data.batch_size": 32,
              "train.progress": False, "train.final_eval": False}
@@ -49,6 +50,18 @@ def test_api_projection_is_deterministic_and_matches_the_decoder(vae_run, test_d
   np.testing.assert_allclose(losses["pixel"], ((decoded - x) ** 2).reshape(6, -1).mean(1),
                              rtol=1e-4)
   assert np.all(losses["curve"][-1] <= losses["curve"][0])
+
+
+def test_feature_loss_is_the_digit_lenets(vae_run, test_digits):
+  x, _ = test_digits
+  _, reconstructions, losses = jaxgen.project(vae_run, x, steps=0, restarts=1,
+                                              feature_weight=0.5)
+  network = lenet.load("digits")
+  value_range = vae_run.spec.value_range
+  expected = np.mean((lenet.features(network, reconstructions, value_range=value_range)
+                      - lenet.features(network, x, value_range=value_range)) ** 2, axis=-1)
+  np.testing.assert_allclose(losses["feature"], expected, rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(losses["total"], losses["pixel"] + 0.5 * expected, rtol=1e-4)
 
 
 def test_encoder_edit_and_direction(vae_run, test_digits):

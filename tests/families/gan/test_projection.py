@@ -26,9 +26,10 @@ def _method(name, data="digits", overrides=()):
   return method, batch, dataset.spec
 
 
-@pytest.mark.parametrize("name", PROJECTABLE)
-def test_project_traces_for_every_generator(name):
-  method, batch, spec = _method(name)
+@pytest.mark.parametrize("name,overrides", [(n, ()) for n in PROJECTABLE] + [
+    ("gan", ("model.architecture=style",))])
+def test_project_traces_for_every_generator(name, overrides):
+  method, batch, spec = _method(name, overrides=overrides)
   state = jax.eval_shape(method.init, jax.random.PRNGKey(0), batch)
   kwargs = {CONDITIONING[name]: jnp.arange(3) % 10} if name in CONDITIONING else {}
   z, reconstructions, losses = jax.eval_shape(
