@@ -400,6 +400,9 @@ def _project(args: argparse.Namespace) -> int:
   projection.check_generator(run)
   x = projection.check_images(run, images)
   run.replica(args.replica)
+  if run.config.method not in projection.LABELLED:
+    labels = None      # an unconditional generator: the file's labels are not used
+  projection.check_labels(run, labels, len(x))
   encoder = (projection.train_encoder(run, steps=args.encoder_steps, seed=args.seed,
                                       replica=args.replica)
              if args.encoder_steps else None)

@@ -36,6 +36,8 @@ from jaxgen.metrics import lenet
 
 LoadedRun = runs_lib.LoadedRun
 
+# Methods whose generator takes the images' labels (held fixed while z moves).
+LABELLED = ("cgan", "acgan", "cvae")
 # The shipped LeNet that serves as the feature network, by image shape.
 FEATURE_NETWORKS = {(8, 8, 1): "digits", (28, 28, 1): "mnist"}
 
@@ -115,9 +117,13 @@ def _features(shape: tuple[int, ...], value_range: tuple[float, float]):
   return features
 
 
-def _labels(run: LoadedRun, labels: Any, num: int) -> dict[str, Any]:
+def check_labels(run: LoadedRun, labels: Any, num: int) -> dict[str, Any]:
+  """{'labels': [N] int32} for a labelled generator, {} without labels; one-line errors."""
   if labels is None:
     return {}
+  if run.config.method not in LABELLED:
+    raise ConfigError(f"method {run.config.method!r} does not condition on labels; "
+                      f"labels= applies to {choices(LABELLED)}")
   values = np.asarray(labels)
   classes = run.spec.num_classes
   if values.shape != (num,) or not np.issubdtype(values.dtype, np.integer):
@@ -144,7 +150,7 @@ def project(run: LoadedRun | str | pathlib.Path, images: Any, *, seed: int = 0,
   check_generator(run)
   x = check_images(run, images)
   opts = core.options(**options)
-  conditioning = _labels(run, labels, len(x))
+  conditioning = check_labels(run, labels, len(x))
   features = feature_function(run.spec) if opts.feature_weight > 0 else None
   init = None if encoder is None else encode(encoder, x)
   state = run.replica(replica)
@@ -215,7 +221,7 @@ def train_encoder(run: LoadedRun | str | pathlib.Path, *, steps: int = 2000,
 
 
 def _latent_dim(run: LoadedRun) -> int:
-  """The generator's code size, read from the shapes `decode` accepts."""
+  """The generator's code size (model.latent_dim of the run's config)."""
   model = run.config.model
   if "latent_dim" in model:
     return int(model.latent_dim)

@@ -50,6 +50,8 @@ def test_api_projection_is_deterministic_and_matches_the_decoder(vae_run, test_d
   np.testing.assert_allclose(losses["pixel"], ((decoded - x) ** 2).reshape(6, -1).mean(1),
                              rtol=1e-4)
   assert np.all(losses["curve"][-1] <= losses["curve"][0])
+  with pytest.raises(ConfigError, match="does not condition on labels"):
+    jaxgen.project(vae_run, x, labels=np.zeros(6, int), **FAST)
 
 
 def test_feature_loss_is_the_digit_lenets(vae_run, test_digits):
@@ -85,9 +87,10 @@ def test_encoder_edit_and_direction(vae_run, test_digits):
 
 
 def test_cli_writes_codes_reconstructions_and_a_grid(capsys, vae_run, test_digits, tmp_path):
-  x, _ = test_digits
+  x, y = test_digits
   images = tmp_path / "images.npz"
-  np.savez(images, x=x[..., 0])           # grey images without the channel axis
+  # Grey images without the channel axis; labels, unused by an unconditional model.
+  np.savez(images, x=x[..., 0], labels=y)
   out = tmp_path / "out" / "proj.npz"
   code = cli.main(["project", "--workdir", str(vae_run.workdir), "--images", str(images),
                    "--out", str(out), "--steps", "20", "--restarts", "2",
