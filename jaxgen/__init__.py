@@ -14,7 +14,8 @@ from jaxgen import _xla_flags
 _xla_flags.apply_default_flags()
 
 from jaxgen.api import (LoadedRun, RunResult, build_config, complete, evaluate, fit,
-                        get_config, list_datasets, list_methods, load, sample, train)
+                        get_config, list_datasets, list_methods, load, project, sample,
+                        train, train_encoder)
 from jaxgen.core.state import Method, TrainState
 from jaxgen.registry import register
 
@@ -22,6 +23,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LoadedRun", "Method", "RunResult", "TrainState", "build_config", "complete", "evaluate",
-    "fit", "get_config", "list_datasets", "list_methods", "load", "register",
-    "sample", "train",
+    "fit", "get_config", "list_datasets", "list_methods", "load", "project", "register",
+    "sample", "train", "train_encoder",
 ]

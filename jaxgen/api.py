@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
+from jaxgen import projection as projection_lib
 from jaxgen import registry
 from jaxgen.engine import evaluation, logs, loop, parallel
 from jaxgen.engine import runs as runs_lib
@@ -40,6 +41,9 @@ RunResult = loop.RunResult
 LoadedRun = runs_lib.LoadedRun
 load = runs_lib.load
 _abstract_state = runs_lib.abstract_state
+# Projection onto a trained generator and latent edits (jaxgen/projection.py).
+project = projection_lib.project
+train_encoder = projection_lib.train_encoder
 
 
 def train(method: str | None = None, *, data: str | None = None,

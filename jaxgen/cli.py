@@ -11,6 +11,8 @@
   jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
               [--metrics fid,kid,is,pr,dc,modes] [--out FILE.json]
   jaxgen fid A B [--network inception|lenet_mnist|lenet_digits] [--metrics fid,kid]
+  jaxgen project --workdir DIR --images FILE.npz --out OUT.npz [--steps 200]
+                 [--restarts 4] [--encoder-steps N] [--feature-weight W] [--seed N]
   jaxgen launch --processes N [--coordinator HOST:PORT] -- train ...   (docs/scaling.md)
 
 Compiled programs are kept in a persistent compilation cache
@@ -165,7 +167,33 @@ def _parser() -> argparse.ArgumentParser:
   evaluate.add_argument("--out", default=None,
                         help="FILE.json to write (default: WORKDIR/eval/<what was "
                              "asked>.json)")
-  for command in (train, sample, evaluate):
+  project = sub.add_parser(
+      "project", help="project images onto a trained generator (iGAN)",
+      description="Find codes z whose generated images reconstruct the given ones "
+                  "(Adam from several restarts, the best kept; docs/gan_uses_projection.md). "
+                  "Writes OUT.npz (z, reconstructions, x, losses_*) and OUT.png (rows "
+                  "of originals and projections).")
+  project.add_argument("--workdir", required=True)
+  project.add_argument("--images", required=True, metavar="FILE.npz",
+                       help="x [N, *data shape] in the data's range (and labels [N] "
+                            "for conditional generators)")
+  project.add_argument("--out", required=True, metavar="OUT.npz")
+  project.add_argument("--steps", type=int, default=200, help="Adam steps (200)")
+  project.add_argument("--restarts", type=int, default=4,
+                       help="starting codes per image; the best is kept (4)")
+  project.add_argument("--learning-rate", type=float, default=0.05, help="Adam's (0.05)")
+  project.add_argument("--feature-weight", type=float, default=0.0, metavar="W",
+                       help="weight of the digit-LeNet feature loss (0: pixels only)")
+  project.add_argument("--prior-weight", type=float, default=0.0,
+                       help="weight of mean(z^2)/2 (0)")
+  project.add_argument("--encoder-steps", type=int, default=0, metavar="N",
+                       help="first train an encoder on the generator's samples for N "
+                            "steps and start restart 0 at its codes (0: no encoder)")
+  project.add_argument("--seed", type=int, default=0, help="key of restarts and encoder (0)")
+  project.add_argument("--step", type=int, default=None, help="checkpoint (default: newest)")
+  project.add_argument("--replica", type=int, default=0,
+                       help="which seed's replica of a multi-seed run")
+  for command in (train, sample, evaluate, project):
     command.add_argument(
         "--no-compile-cache", action="store_true",
         help="do not keep compiled programs in the persistent compilation cache "
@@ -369,6 +397,46 @@ def _sample(args: argparse.Namespace) -> int:
   return 0
 
 
+def _project(args: argparse.Namespace) -> int:
+  """`jaxgen project`: every check before anything is computed or written."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from jaxgen import api, projection, viz  # pylint: disable=import-outside-toplevel
+  from jaxgen.core import projection as core  # pylint: disable=import-outside-toplevel
+  from jaxgen.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  out = pathlib.Path(args.out)
+  if out.suffix != ".npz":
+    raise ConfigError(f"--out must end in .npz, got {str(out)!r}")
+  api.check_writable(out, "--out")
+  if args.encoder_steps < 0:
+    raise ConfigError(f"--encoder-steps must be >= 0, got {args.encoder_steps}")
+  options = {"steps": args.steps, "restarts": args.restarts,
+             "learning_rate": args.learning_rate, "feature_weight": args.feature_weight,
+             "prior_weight": args.prior_weight}
+  core.options(**options)
+  images, labels = projection.read_images_file(args.images)
+  run = api.load(args.workdir, args.step)
+  projection.check_generator(run)
+  x = projection.check_images(run, images)
+  run.replica(args.replica)
+  if run.config.method not in projection.LABELLED:
+    labels = None      # an unconditional generator: the file's labels are not used
+  projection.check_labels(run, labels, len(x))
+  encoder = (projection.train_encoder(run, steps=args.encoder_steps, seed=args.seed,
+                                      replica=args.replica)
+             if args.encoder_steps else None)
+  z, reconstructions, losses = api.project(run, x, seed=args.seed, replica=args.replica,
+                                           labels=labels, encoder=encoder, **options)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  np.savez_compressed(out, z=z, reconstructions=reconstructions, x=x,
+                      **{f"losses_{k}": v for k, v in losses.items()},
+                      seed=args.seed, step=run.step, **options)
+  grid = viz.write_reconstructions(out.with_suffix(".png"), x[:64], reconstructions[:64],
+                                   run.spec)
+  print(f"wrote {out} and {grid} ({len(x)} images, step {run.step}, mean pixel MSE "
+        f"{float(np.mean(losses['pixel'])):.4g})")
+  return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
   from jaxgen import api  # pylint: disable=import-outside-toplevel
   result = api.evaluate(args.workdir, seed=args.seed, overrides=args.overrides,
@@ -447,6 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       return _sample(args)
     if args.command == "fid":
       return _fid(args)
+    if args.command == "project":
+      return _project(args)
     return _eval(args)
   except UserError as error:
     print(f"jaxgen: error: {_as_flags(str(error))}", file=sys.stderr)

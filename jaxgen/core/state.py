@@ -67,6 +67,9 @@ class Method(NamedTuple):
     averages the values over the split and saves them with `eval_protocol`.
   reconstruct(state, batch, key) -> [batch, *data_shape] (autoencoders).
   encode(state, x, key) / decode(state, z): latent-variable models.
+  project(state, images, key, **options) -> (z, reconstructions, losses):
+    codes whose decodings reconstruct `images` (`jaxgen.core.projection`);
+    None for methods without a generator.
   evaluators: extra evaluators (`jaxgen.core.evaluators`: sample-based,
     model-level or per-example) run beside `evaluate`.
   init_data: what `init` sees during training: "batch" (default), the first
@@ -88,3 +91,4 @@ class Method(NamedTuple):
   eval_protocol: dict[str, Any] | None = None
   evaluators: tuple = ()
   init_data: str = "batch"
+  project: Callable[..., tuple] | None = None

@@ -28,8 +28,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxgen import registry
-from jaxgen.core import optim, precision, rng
+from jaxgen.core import optim, precision, projection, rng
 from jaxgen.core.state import Method, TrainState
+from jaxgen.errors import ConfigError
 from jaxgen.families.gan import conditioning, objectives, settings, step, updates
 from jaxgen.families.gan.players import Players
 
@@ -66,7 +67,8 @@ def make(config: ml_collections.ConfigDict, spec: Any, kind: str = "gan") -> Met
       train_step=functools.partial(train_step, players, tx_g, tx_d),
       sample=functools.partial(sample, players),
       evaluate=functools.partial(evaluate, players),
-      decode=functools.partial(decode, players), eval_protocol=protocol)
+      decode=functools.partial(decode, players), eval_protocol=protocol,
+      project=functools.partial(project, players))
 
 
 def init(players: Players, tx_g, tx_d, key: Array, batch: Batch) -> TrainState:
@@ -149,6 +151,27 @@ def decode(players: Players, state: TrainState, z: Array, **conditioning_kwargs)
                           state.model_state.get("generator_batch_stats"), inputs,
                           state.model_state, train=False, key=key)
   return x
+
+
+def project(players: Players, state: TrainState, images: Array, key: Array,
+            **options) -> tuple[Array, Array, dict[str, Array]]:
+  """Codes z [N, latent_dim] whose samples reconstruct `images` (core.projection).
+
+  Conditional kinds project onto the generator of given classes/codes: cgan and
+  acgan need `labels=` [N], infogan `categorical=` [N] (continuous codes 0 unless
+  given); the conditioning is held fixed, only z moves. The style generator's
+  per-layer noise is drawn once from `key` (or `noise_key=`) and held fixed.
+  """
+  names = players.condition.names
+  conditioning = {k: options.pop(k) for k in list(options) if k in names}
+  if names and names[0] not in conditioning:
+    raise ConfigError(f"projecting onto the {players.s.kind} generator needs "
+                      f"{names[0]}= (one per image), held fixed while z is optimised")
+  keys = rng.split(key, "restarts", "noise")
+  if players.generator_noise:
+    conditioning["noise_key"] = options.pop("noise_key", keys["noise"])
+  return projection.project(lambda z: decode(players, state, z, **conditioning),
+                            players.s.latent_dim, images, keys["restarts"], **options)
 
 
 def evaluate(players: Players, state: TrainState, batch: Batch, key: Array

@@ -43,7 +43,7 @@ import ml_collections
 import optax
 
 from jaxgen import registry
-from jaxgen.core import collectives, optim, rng
+from jaxgen.core import collectives, optim, projection, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.families.gan import losses
 from jaxgen.families.gan.progressive_settings import Networks, build_networks, default_config
@@ -79,7 +79,8 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
       name=KIND, init=functools.partial(init, nets, tx_g, tx_d),
       train_step=functools.partial(train_step, nets, tx_g, tx_d),
       sample=functools.partial(sample, nets), evaluate=functools.partial(evaluate, nets),
-      decode=functools.partial(decode, nets), eval_protocol=protocol)
+      decode=functools.partial(decode, nets), eval_protocol=protocol,
+      project=functools.partial(project, nets))
 
 
 def init(nets: Networks, tx_g, tx_d, key: Array, batch: Batch) -> TrainState:
@@ -229,6 +230,14 @@ def decode(nets: Networks, state: TrainState, z: Array) -> Array:
 def sample(nets: Networks, state: TrainState, key: Array, num: int) -> Array:
   """num samples at the current stage (upsampled to the data's size, cropped)."""
   return decode(nets, state, rng.normal(key, (num, nets.s.model.latent_dim)))
+
+
+def project(nets: Networks, state: TrainState, images: Array, key: Array,
+            **options) -> tuple[Array, Array, dict[str, Array]]:
+  """Codes z whose samples (current stage, data size) reconstruct `images`
+  (core.projection; options: steps, restarts, learning_rate, ...)."""
+  return projection.project(functools.partial(decode, nets, state),
+                            nets.s.model.latent_dim, images, key, **options)
 
 
 def evaluate(nets: Networks, state: TrainState, batch: Batch, key: Array

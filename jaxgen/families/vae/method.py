@@ -16,7 +16,7 @@ import ml_collections
 import optax
 
 from jaxgen import distributions
-from jaxgen.core import collectives, optim, precision, rng
+from jaxgen.core import collectives, optim, precision, projection, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError
 from jaxgen.families.vae import losses, settings as settings_lib
@@ -260,9 +260,17 @@ def _build(s: settings_lib.Settings, tx: optax.GradientTransformation,
     mean, _ = posterior(state.params, batch["x"], condition)
     return mean_of(decoder_out(state.params, mean, condition))
 
+  def project(state: TrainState, images: jax.Array, key: jax.Array,
+              labels: jax.Array | None = None, **options):
+    """Codes whose decoder means reconstruct `images` (core.projection); cvae: labels=."""
+    if s.conditional and labels is None:
+      raise ConfigError("projecting onto the cvae's decoder needs labels= (one per image)")
+    return projection.project(lambda z: decode(state, z, labels), m.latent_dim, images,
+                              key, **options)
+
   return Method(name=s.variant, init=init, train_step=train_step, sample=sample,
                 evaluate=evaluate, reconstruct=reconstruct, encode=encode,
-                decode=decode, eval_protocol=_protocol(s))
+                decode=decode, eval_protocol=_protocol(s), project=project)
 
 
 def make_vae(config: ml_collections.ConfigDict, spec: Any) -> Method:
