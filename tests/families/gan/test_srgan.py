@@ -158,6 +158,7 @@ def _state(result):
   return jax.device_get((s.step, s.params, s.opt_state, s.model_state, s.key))
 
 
+@pytest.mark.slow
 def test_resume_is_bit_exact(tmp_path, trained):
   uninterrupted = jaxgen.fit(tiny(4))
   jaxgen.fit(tiny(2), workdir=tmp_path / "run")
