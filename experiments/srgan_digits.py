@@ -105,7 +105,8 @@ def scores(images: np.ndarray, real: np.ndarray, labels: np.ndarray, net, value_
       "ssim": float(np.mean(image_quality.ssim(unit, unit_real, data_range=1.0,
                                                win_size=window))),
       "lenet_accuracy": float(np.mean(out["logits"].argmax(-1) == labels)),
-      "fid_lenet": float(fid.fid_from_features(out["features"], real_features)),
+      # max(0, .): the real images against themselves give -1e-12 of round-off.
+      "fid_lenet": max(0.0, float(fid.fid_from_features(out["features"], real_features))),
   }
 
 
