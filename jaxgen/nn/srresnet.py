@@ -10,7 +10,9 @@ Discriminator, [N, H, W, C] -> [N] score:
   stride 2, each + BN + LeakyReLU (the first block's stride-1 conv omitted, as
   in the paper) -> Dense(hidden) + LeakyReLU -> Dense(1).
 
-`norm` is "batch" (the paper) or "none". BatchNorm's statistics are averaged
+`norm` is "batch" (the paper) or "none". BatchNorm keeps running statistics
+with momentum 0.9 (PyTorch's 0.1, which the public SRGAN code uses; flax's
+default 0.99 lags behind short CPU runs); its batch statistics are averaged
 over the pmap axis `axis_name` when one is given, so a batch spread over
 devices gives the one-device statistics.
 """
