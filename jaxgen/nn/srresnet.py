@@ -11,7 +11,7 @@ Discriminator, [N, H, W, C] -> [N] score:
   in the paper) -> Dense(hidden) + LeakyReLU -> Dense(1).
 
 `norm` is "batch" (the paper) or "none". BatchNorm keeps running statistics
-with momentum 0.9 (PyTorch's 0.1, which the public SRGAN code uses; flax's
+with momentum 0.9 (PyTorch's default, written 0.1 there; flax's
 default 0.99 lags behind short CPU runs); its batch statistics are averaged
 over the pmap axis `axis_name` when one is given, so a batch spread over
 devices gives the one-device statistics.
