@@ -7,7 +7,7 @@
   jaxgen train --workdir DIR --resume [--steps N]   (the run's own settings)
   jaxgen sample --workdir DIR [--num 64] [--seed N] [--step N] [--length T] [--set key=value ...]
                 [--labels 0,1,2 | --class C] [--guidance W] [--out FILE.png|FILE.npz]
-                [--complete IMAGES.npz]
+                [--complete IMAGES.npz] [--low-res LOW.npz]
   jaxgen eval --workdir DIR [--seed N] [--step N] [--num N] [--set key=value ...]
               [--metrics fid,kid,is,pr,dc,modes] [--out FILE.json]
   jaxgen fid A B [--network inception|lenet_mnist|lenet_digits] [--metrics fid,kid]
@@ -129,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="FILE.png (grid) or FILE.npz (arrays); default: "
                            "WORKDIR/samples_seedN.png (completions_seedN.png). Signals "
                            "with a sample rate are also written as FILE_wav/sample_000.wav, ...")
+  sample.add_argument("--low-res", metavar="FILE.npz", default=None,
+                      help="super-resolution (srgan): upsample the images x [N, h, w, C] "
+                           "of FILE.npz (in the data range, h and w the data's size "
+                           "divided by model.scale); the first --num of them")
   sample.add_argument("--complete", metavar="FILE.npz", default=None,
                       help="complete images instead (pixelcnn): x [N, H, W, C] in the "
                            "data range and an optional mask (1 = observed; default: "
@@ -381,6 +385,12 @@ def _sample(args: argparse.Namespace) -> int:
   if args.source:
     conditioning["source"] = api.read_source_file(args.source)[:args.num]
     num = len(conditioning["source"])
+  if args.low_res:
+    low_res, _ = api.read_completion_file(args.low_res)
+    if args.num is not None and args.num < 1:
+      raise ConfigError(f"--num must be at least 1, got {args.num}")
+    conditioning["low_res"] = low_res = low_res[:args.num] if args.num else low_res
+    num = len(low_res)
   run = api.load(args.workdir, args.step)
   samples = api.sample(run, num=num, seed=args.seed, replica=args.replica,
                        overrides=args.overrides, **conditioning)
