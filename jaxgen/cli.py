@@ -174,7 +174,7 @@ def _parser() -> argparse.ArgumentParser:
   project = sub.add_parser(
       "project", help="project images onto a trained generator (iGAN)",
       description="Find codes z whose generated images reconstruct the given ones "
-                  "(Adam from several restarts, the best kept; docs/gan_uses_projection.md). "
+                  "(Adam from several restarts, the best kept; docs/gan_uses.md). "
                   "Writes OUT.npz (z, reconstructions, x, losses_*) and OUT.png (rows "
                   "of originals and projections).")
   project.add_argument("--workdir", required=True)
