@@ -36,8 +36,8 @@ class Panel(NamedTuple):
 PANELS = (
     Panel("DCGAN, digits", "dcgan_digits_samples.png",
           "experiments/gan_dcgan_digits.py --figures", (0.0, 0.0, 1.0, 0.625)),
-    Panel("DCGAN, latent interpolation", "dcgan_digits_interpolation.png",
-          "experiments/gan_dcgan_digits.py --figures", (0.0, 0.0, 1.0, 0.5)),
+    Panel("VAE, 2-D latent manifold", "vae_digits_manifold.png",
+          "experiments/vae_latent_tools.py --figures", (0.0, 0.0, 0.5, 0.5)),
     Panel("GAN + minibatch discr., ring8", "gan_mode_collapse_final_ring8.png",
           "experiments/gan_mode_collapse.py --figures", (0.667, 0.39, 0.833, 0.685)),
     Panel("Gated PixelCNN, MNIST completion", "pixelcnn_mnist_gated_completion.png",
