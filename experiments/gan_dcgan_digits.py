@@ -1,7 +1,7 @@
 """DCGAN on digits and MNIST: samples, latent interpolation, latent vector arithmetic.
 
 Run:  python experiments/gan_dcgan_digits.py [--quick] [--out runs/gan_dcgan_digits]
-          [--datasets digits,mnist] [--steps N] [--mnist-steps N]
+          [--datasets digits,mnist] [--steps N] [--mnist-steps N] [--figures]
 
 Trains the DCGAN (non-saturating objective, Adam 2e-4/β1 0.5, BatchNorm in both
 networks, EMA generator for sampling) on sklearn digits (8x8) and on
@@ -21,6 +21,9 @@ test set, so not the 60k training set of the papers). For each dataset it writes
                      the reference), and the arithmetic is checked over all
                      ordered digit pairs: how often the result is classified as
                      b, and how much ink (stroke mass) it gains over thin b.
+
+With --figures also small copies for docs/gans.md in docs/figures/
+(`--figures-dir`): dcgan_<dataset>_samples.png, _interpolation.png, _arithmetic.png.
 
 "Bold" and "thin" are the samples with the most and least ink among those the
 classifier assigns to the digit with probability > 0.9.
@@ -48,6 +51,7 @@ from jaxgen.metrics.classifier_score import classifier_score, label_statistics  
 from jaxgen.viz import grid  # noqa: E402
 
 MNIST = "idx:../shared/data/mnist-t10k"
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 
 def train_config(name: str, steps: int, quick: bool):
@@ -204,6 +208,17 @@ def markdown(records: dict[str, dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
+def copy_figures(folder: pathlib.Path, figures: pathlib.Path, name: str) -> None:
+  """Palette copies (tens of KB) of a dataset's grids for the docs."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  figures.mkdir(parents=True, exist_ok=True)
+  for kind in ("samples", "interpolation", "arithmetic"):
+    if (folder / f"{kind}.png").is_file():
+      with Image.open(folder / f"{kind}.png") as image:
+        small = image.convert("RGB").quantize(colors=64)
+      small.save(figures / f"dcgan_{name}_{kind}.png", optimize=True)
+
+
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default="runs/gan_dcgan_digits")
@@ -213,6 +228,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--steps", type=int, default=0, help="digits steps (default 3000)")
   parser.add_argument("--mnist-steps", type=int, default=0,
                       help="default 5000 (about 20 minutes on 2 cores)")
+  parser.add_argument("--figures", action="store_true",
+                      help="also write small copies of the figures into --figures-dir")
+  parser.add_argument("--figures-dir", default=str(FIGURES))
   args = parser.parse_args(argv)
   out = pathlib.Path(args.out)
   names = [n for n in args.datasets.split(",") if n]
@@ -231,6 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
     records[name] = run_dataset(name, steps, args, out)
     print(json.dumps({name: records[name]["samples"], "arithmetic": records[name]["arithmetic"]}),
           flush=True)
+    if args.figures:
+      copy_figures(out / name, pathlib.Path(args.figures_dir), name)
   out.mkdir(parents=True, exist_ok=True)
   (out / "results.md").write_text(markdown(records))
   (out / "results.json").write_text(json.dumps(records, indent=2) + "\n")

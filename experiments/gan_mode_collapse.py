@@ -21,6 +21,16 @@ the final state with the EMA weights (decay 0.999; `jaxgen.core.optim.ema`).
 Writes results.json, results.md (mean ± std over seeds), modes_over_training.png,
 samples_final_<data>.png (seed 0 of every setting) and
 samples_over_training_<data>.png (the engine's sample plots for a few settings).
+
+`--figures` also writes small copies for the docs into docs/figures/
+(`--figures-dir`): gan_mode_collapse_modes.png (modes covered per setting, mean
+and std over seeds with every seed's value), gan_mode_collapse_final_<data>.png
+(seed 0's final samples of every setting) and
+gan_mode_collapse_over_training_<data>.png (the SHOWN settings over training).
+`--figures-only` writes those from a finished study in `--out` without training:
+the numbers from its results.json, the final samples redrawn from each run's
+last checkpoint with the study's own sampling keys, the samples over training
+from the sample plots the engine saved while training.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import jaxgen  # noqa: E402
@@ -80,6 +91,7 @@ SETTINGS = (
 D_LR_RATIO = {"+ttur": 4.0}
 # Settings whose samples are shown over training.
 SHOWN = ("non_saturating", "wgan_gp", "+minibatch_discrimination", "+consensus")
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 
 def study_config(name: str, data: str, overrides: list[str], steps: int, seeds: int,
@@ -209,11 +221,11 @@ def plot_curves(rows: list[dict], path: pathlib.Path) -> None:
 
 
 def plot_final(samples: dict[str, np.ndarray], spec_modes: np.ndarray, data: str,
-               path: pathlib.Path) -> None:
+               path: pathlib.Path, dpi: int = 90, panel: float = 2.2) -> None:
   names = list(samples)
   cols = 6
   rows = -(-len(names) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), dpi=90)
+  fig, axes = plt.subplots(rows, cols, figsize=(panel * cols, panel * rows), dpi=dpi)
   axes = np.atleast_1d(axes).reshape(-1)
   lim = np.abs(spec_modes).max() * 1.5
   for ax, name in zip(axes, names):
@@ -234,7 +246,8 @@ def plot_final(samples: dict[str, np.ndarray], spec_modes: np.ndarray, data: str
   plt.close(fig)
 
 
-def plot_over_training(out: pathlib.Path, data: str, path: pathlib.Path) -> None:
+def plot_over_training(out: pathlib.Path, data: str, path: pathlib.Path, dpi: int = 90
+                       ) -> None:
   """Tiles the engine's sample plots (seed 0) of the SHOWN settings over training."""
   panels = []
   for name in SHOWN:
@@ -246,7 +259,7 @@ def plot_over_training(out: pathlib.Path, data: str, path: pathlib.Path) -> None
   if not panels:
     return
   cols = max(len(f) for _, f in panels)
-  fig, axes = plt.subplots(len(panels), cols, figsize=(2.6 * cols, 2.6 * len(panels)), dpi=90,
+  fig, axes = plt.subplots(len(panels), cols, figsize=(2.6 * cols, 2.6 * len(panels)), dpi=dpi,
                            squeeze=False)
   for row, (name, files) in enumerate(panels):
     for col in range(cols):
@@ -259,6 +272,81 @@ def plot_over_training(out: pathlib.Path, data: str, path: pathlib.Path) -> None
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def plot_mode_bars(rows: list[dict], path: pathlib.Path, dpi: int = 70) -> None:
+  """Modes covered per setting at the end of training: bars the mean over seeds,
+  error bars ± one std, dots every seed's value (a diverged seed counts 0)."""
+  fig, axes = plt.subplots(1, len(DATASETS), figsize=(10, 5.5), dpi=dpi, sharey=True)
+  rng = np.random.default_rng(0)   # vertical jitter of the dots only
+  for ax, data in zip(np.atleast_1d(axes), DATASETS):
+    subset = [r for r in rows if r["dataset"] == data]
+    if not subset:
+      continue
+    y = np.arange(len(subset))
+    colours = ["tab:orange" if r["setting"].startswith("+") else "tab:blue" for r in subset]
+    ax.barh(y, [r["modes_covered_mean"] for r in subset],
+            xerr=[r["modes_covered_std"] for r in subset], color=colours, alpha=0.6,
+            capsize=2, error_kw={"lw": 0.8})
+    for i, r in enumerate(subset):
+      seeds = np.asarray(r["modes_covered"], float)
+      ax.scatter(seeds, i + rng.uniform(-0.25, 0.25, len(seeds)), s=5, c="k", zorder=3)
+    modes = 8 if "ring8" in data else 25
+    ax.set_xlim(0, modes + 0.5)
+    ax.set_title(f"{data}: modes covered (of {modes}), {len(subset[0]['modes_covered'])} "
+                 "seeds", fontsize=9)
+    ax.set_yticks(y, [r["setting"] for r in subset], fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+  axes = np.atleast_1d(axes)
+  axes[0].invert_yaxis()
+  axes[0].set_xlabel("blue: objectives; orange: non-saturating + one trick", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
+  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  with Image.open(path) as image:
+    small = image.convert("RGB").quantize(colors=colours)
+  small.save(path, optimize=True)
+
+
+def saved_final_samples(out: pathlib.Path, data: str, names: list[str]
+                        ) -> dict[str, np.ndarray]:
+  """Seed 0's final raw-generator samples of every setting, from the last checkpoint
+  of each run in `out`, with the key `final_samples` used in the study."""
+  samples = {}
+  for name in tqdm(names, desc=f"{data}: final samples from checkpoints"):
+    run = jaxgen.load(out / "runs" / data.replace(":", "_") / name.strip("+"))
+    key = jax.random.fold_in(jax.random.PRNGKey(run.seeds[0]), 0xE3A)
+    num = run.config.train.coverage_samples
+    draw = jax.jit(lambda s, k, run=run, num=num: run.method.sample(s, k, num))
+    samples[name] = np.asarray(draw(run.replica(0), key))
+  return samples
+
+
+def docs_figures(out: pathlib.Path, rows: list[dict],
+                 samples: dict[str, dict[str, np.ndarray]], figures: pathlib.Path
+                 ) -> list[pathlib.Path]:
+  """Small copies of the study's figures for the docs (see the module docstring)."""
+  figures.mkdir(parents=True, exist_ok=True)
+  written = [figures / "gan_mode_collapse_modes.png"]
+  plot_mode_bars(rows, written[0])
+  for data in DATASETS:
+    if not samples.get(data):
+      continue
+    short = data.split(":")[1]
+    modes = data_lib.load_dataset(data, num_examples=100).spec.modes
+    final = figures / f"gan_mode_collapse_final_{short}.png"
+    plot_final(samples[data], modes, data, final, dpi=60, panel=1.7)
+    over = figures / f"gan_mode_collapse_over_training_{short}.png"
+    plot_over_training(out, data, over, dpi=50)
+    written += [final] + ([over] if over.exists() else [])
+  for path in written:
+    shrink_png(path)
+  return written
 
 
 def enable_compilation_cache(out: pathlib.Path) -> None:
@@ -295,6 +383,18 @@ def cpu_seconds() -> float:
   return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def figures_from_saved(out: pathlib.Path, figures: pathlib.Path) -> dict:
+  """The docs figures of the finished study in `out`, without training."""
+  report = json.loads((out / "results.json").read_text())
+  rows = report["rows"]
+  samples = {data: saved_final_samples(out, data, [r["setting"] for r in rows
+                                                   if r["dataset"] == data])
+             for data in DATASETS}
+  written = docs_figures(out, rows, samples, figures)
+  print("wrote " + ", ".join(str(p) for p in written))
+  return {**report, "figures": [str(p) for p in written]}
+
+
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default="runs/gan_mode_collapse")
@@ -306,7 +406,18 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                       help="processes sharing the settings (default: 2, both cores "
                            "of the reference machine; 1 in --quick)")
+  parser.add_argument("--figures", action="store_true",
+                      help="also write small copies of the figures into --figures-dir")
+  parser.add_argument("--figures-only", action="store_true",
+                      help="no training: write the docs figures from the finished study "
+                           "in --out (its results.json, checkpoints and sample plots)")
+  parser.add_argument("--figures-dir", default=str(FIGURES))
   args = parser.parse_args(argv)
+  if args.figures_only:
+    if not (pathlib.Path(args.out) / "results.json").is_file():
+      parser.error(f"--figures-only: {args.out}/results.json does not exist; run the "
+                   "study first (without --figures-only)")
+    return figures_from_saved(pathlib.Path(args.out), pathlib.Path(args.figures_dir))
   args.steps = args.steps or (30 if args.quick else 5000)
   args.seeds = args.seeds or (2 if args.quick else 8)
   if args.quick:
@@ -349,6 +460,8 @@ def main(argv: list[str] | None = None) -> dict:
   }
   (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
   (out / "results.md").write_text(markdown(rows, total, cpu, args.workers))
+  if args.figures:
+    docs_figures(out, rows, samples, pathlib.Path(args.figures_dir))
   print(f"study took {total:.0f} s wall, {cpu:.0f} s CPU; wrote {out}/results.md")
   return report
 

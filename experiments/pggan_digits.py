@@ -2,7 +2,7 @@
 
 Run:  python experiments/pggan_digits.py [--quick] [--out runs/pggan_digits]
           [--data digits|mnist] [--seeds 0,1,2] [--steps N] [--figures]
-          [--fade-images N] [--stable-images N]
+          [--fade-images N] [--stable-images N] [--workers N]
 
 For each seed it trains `pggan` (4x4 -> 8x8 on digits; MNIST padded to 32:
 4 -> 8 -> 16 -> 32) and the `gan` method's DCGAN on the same data with the
@@ -11,22 +11,25 @@ scores 10,000 samples of each EMA generator:
 
   classifier score / label entropy   a logistic regression trained on the real
                                      training images (jaxgen.metrics.classifier_score)
-  FID-LeNet                          only when `jaxgen.metrics.lenet` exists
-                                     (being built on another branch); else null
+  FID-LeNet, precision/recall        the shipped LeNet of the data (lenet_digits,
+                                     lenet_mnist) through jaxgen.metrics, against the
+                                     real training split (as `jaxgen eval --metrics fid,pr`)
 
 For the first seed pggan is trained in sessions that end where its stages
 and fades end, each resumed from the last one's checkpoint (bit-exact,
 tested), so the same noise can be decoded at the end of every phase:
-growing.png (rows: phases; columns: the same z). With --figures the growing figure and the sample comparison of the
-first seed are also written, small, to docs/figures/. MNIST is
+growing.png (rows: phases, labelled; columns: the same z). With --figures the
+growing figure and the sample grids of the first seed are also written, small,
+to docs/figures/ (`--figures-dir`). `--workers N` trains the seeds in N
+processes side by side (each seed's numbers do not depend on it). MNIST is
 idx:../shared/data/mnist-t10k (the fixed 8,000/2,000 split of MNIST's test set).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import multiprocessing
 import os
 import pathlib
 import sys
@@ -40,6 +43,7 @@ import jaxgen  # noqa: E402
 from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.families.gan.progressive_settings import build_networks  # noqa: E402
+from jaxgen.metrics import sample_metrics  # noqa: E402
 from jaxgen.metrics.classifier_score import classifier_score, label_statistics  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
 
@@ -50,8 +54,11 @@ COMMON = ["train.progress=False", "train.eval_every=0", "train.log_every=50",
 
 
 def configs(data: str, steps: int, quick: bool, fade_images: int = 16_000,
-            stable_images: int = 16_000):
-  """(pggan config, DCGAN config) of the same size, data, batch and budget."""
+            stable_images: int = 16_000, channels: tuple[int, ...] = ()):
+  """(pggan config, DCGAN config) of the same size, data, batch and budget.
+
+  `channels` (digits only): pggan's widths per resolution (4x4, 8x8); the
+  DCGAN's generator gets the same, its discriminator the reverse."""
   name = MNIST if data == "mnist" else "digits"
   pggan = config_lib.get_config("pggan", name)
   dcgan = config_lib.get_config("gan", name)
@@ -61,8 +68,9 @@ def configs(data: str, steps: int, quick: bool, fade_images: int = 16_000,
     dcgan_overrides = ["model.generator_channels=(64, 32)",
                        "model.discriminator_channels=(32, 64)"]
   else:
-    widths = (64, 32)
-    dcgan_overrides = []
+    widths = tuple(channels) or (64, 32)
+    dcgan_overrides = [f"model.generator_channels={widths}",
+                       f"model.discriminator_channels={widths[::-1]}"]
   pg_overrides = [f"model.channels={widths}", f"model.fade_images={fade_images}",
                   f"model.stable_images={stable_images}"]
   if quick:
@@ -114,6 +122,22 @@ def train_growing(config, spec, steps: int, workdir: pathlib.Path, z: np.ndarray
   return result, rows, labels, seconds
 
 
+def save_growing(path: pathlib.Path, rows: list[np.ndarray], labels: list[str],
+                 value_range) -> None:
+  """The growing figure: one row per phase end (labelled), the same z per column."""
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+  image = grid.image_grid(np.concatenate(rows), columns=len(rows[0]),
+                          value_range=value_range)
+  height, width = image.shape[:2]
+  fig = Figure(figsize=(2.4 + 6.0, 6.0 * height / width + 0.3), dpi=80)
+  ax = fig.add_axes((0.3, 0.02, 0.69, 0.96))
+  ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+  row_height = height / len(rows)
+  ax.set_yticks([row_height * (i + 0.5) for i in range(len(rows))], labels, fontsize=8)
+  ax.set_xticks([])
+  fig.savefig(path)
+
+
 def classifier(dataset):
   """A logistic regression on the real training images (flattened)."""
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
@@ -121,17 +145,19 @@ def classifier(dataset):
   return LogisticRegression(max_iter=300, C=0.5).fit(x.reshape(len(x), -1), y)
 
 
-def lenet_fid(data: str, images: np.ndarray, dataset) -> float | None:
-  """FID with LeNet features against the test split, if jaxgen.metrics.lenet exists."""
-  if importlib.util.find_spec("jaxgen.metrics.lenet") is None:
-    return None
-  from jaxgen.metrics import fid, lenet  # pylint: disable=import-outside-toplevel
-  params = lenet.load("mnist" if data == "mnist" else "digits")
-  real, _ = data_lib.eval_arrays(dataset, "test")
-  value_range = tuple(dataset.spec.value_range)
-  return float(fid.fid_from_features(
-      lenet.features(params, images, value_range=value_range),
-      lenet.features(params, real, value_range=value_range)))
+def lenet_metrics(images: np.ndarray, dataset, real: np.ndarray) -> dict:
+  """FID-LeNet (and k-NN precision/recall) of `images` against `real`, the
+  training split (the reference `jaxgen eval --metrics fid,pr` uses), through
+  jaxgen.metrics: the shipped LeNet of the data (lenet_digits / lenet_mnist)."""
+  options = sample_metrics.MetricOptions()
+  network = sample_metrics.load_network(
+      sample_metrics.choose_network(dataset.spec, options), options, dataset.spec)
+  value_range = tuple(float(v) for v in dataset.spec.value_range)
+  values, _ = sample_metrics.compare_images(real, images, "fid,pr", network, options,
+                                            value_ranges=(value_range, value_range))
+  name = network.name
+  return {"fid_lenet": values[f"fid_{name}"], "precision": values[f"pr_{name}_precision"],
+          "recall": values[f"pr_{name}_recall"], "feature_network": name}
 
 
 def samples(result, num: int, seed: int) -> np.ndarray:
@@ -140,10 +166,10 @@ def samples(result, num: int, seed: int) -> np.ndarray:
   return np.concatenate(chunks)[:num]
 
 
-def score(images, clf, data, dataset) -> dict:
+def score(images, clf, dataset, real) -> dict:
   probs = clf.predict_proba(images.reshape(len(images), -1))
   return {"classifier_score": classifier_score(probs), **label_statistics(probs),
-          "fid_lenet": lenet_fid(data, images, dataset)}
+          **lenet_metrics(images, dataset, real)}
 
 
 def parameter_count(result) -> dict:
@@ -151,9 +177,10 @@ def parameter_count(result) -> dict:
           for player, p in result.state.params.items()}
 
 
-def run_seed(data: str, seed: int, args, out: pathlib.Path, clf, dataset) -> dict:
+def run_seed(data: str, seed: int, args, out: pathlib.Path, clf, dataset,
+             real: np.ndarray) -> dict:
   pg_config, dc_config = configs(data, args.steps, args.quick, args.fade_images,
-                                 args.stable_images)
+                                 args.stable_images, args.channels)
   for config in (pg_config, dc_config):
     config.train.seed = seed
   spec = dataset.spec
@@ -164,8 +191,7 @@ def run_seed(data: str, seed: int, args, out: pathlib.Path, clf, dataset) -> dic
   pg_result, rows, labels, pg_seconds = train_growing(pg_config, spec, args.steps,
                                                       folder / "pggan", z, snapshots)
   if snapshots:
-    grid.save_image_grid(folder / "growing.png", np.concatenate(rows), columns=len(z),
-                         value_range=spec.value_range)
+    save_growing(folder / "growing.png", rows, labels, spec.value_range)
   started = time.perf_counter()
   dc_result = jaxgen.fit(dc_config)
   dc_seconds = time.perf_counter() - started
@@ -177,8 +203,9 @@ def run_seed(data: str, seed: int, args, out: pathlib.Path, clf, dataset) -> dic
     np.savez_compressed(folder / f"samples_{name}.npz", x=images)   # to score again later
     grid.save_image_grid(folder / f"samples_{name}.png", images[:64], columns=8,
                          value_range=spec.value_range)
-    record[name] = {**score(images, clf, data, dataset), "train_seconds_under_load": seconds,
+    record[name] = {**score(images, clf, dataset, real), "train_seconds_under_load": seconds,
                     "parameters": parameter_count(result)}
+  (folder / "record.json").write_text(json.dumps(record, indent=2) + "\n")
   return record
 
 
@@ -186,25 +213,81 @@ def summarize(records: list[dict]) -> dict:
   out = {}
   for name in ("pggan", "dcgan"):
     out[name] = {}
-    for key in ("classifier_score", "label_entropy", "fid_lenet"):
+    for key in ("classifier_score", "label_entropy", "fid_lenet", "precision", "recall"):
       values = [r[name][key] for r in records if r[name][key] is not None]
       out[name][key] = ({"mean": float(np.mean(values)), "std": float(np.std(values)),
                          "per_seed": values} if values else None)
   return out
 
 
+def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
+  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  with Image.open(path) as image:
+    small = image.convert("RGB").quantize(colors=colours)
+  small.save(path, optimize=True)
+
+
 def markdown(data: str, summary: dict, real: dict, steps: int, seeds: list[int]) -> str:
   def cell(entry):
     return "—" if entry is None else f"{entry['mean']:.3f} ± {entry['std']:.3f}"
   lines = [f"{data}, {steps} steps, seeds {seeds} (mean ± std over seeds)", "",
-           "| model | classifier score | label entropy | FID-LeNet |", "|---|---|---|---|"]
+           "| model | classifier score ↑ | label entropy | FID-LeNet ↓ | precision ↑ "
+           "| recall ↑ |",
+           "|---|---|---|---|---|---|"]
   for name in ("pggan", "dcgan"):
     s = summary[name]
     lines.append(f"| {name} | {cell(s['classifier_score'])} | {cell(s['label_entropy'])} | "
-                 f"{cell(s['fid_lenet'])} |")
+                 f"{cell(s['fid_lenet'])} | {cell(s['precision'])} | {cell(s['recall'])} |")
   lines.append(f"| real test images | {real['classifier_score']:.3f} | "
-               f"{real['label_entropy']:.3f} | — |")
+               f"{real['label_entropy']:.3f} | {real['fid_lenet']:.3f} | "
+               f"{real['precision']:.3f} | {real['recall']:.3f} |")
   return "\n".join(lines) + "\n"
+
+
+def enable_compile_cache(args) -> None:
+  if args.compile_cache or not jax.config.jax_compilation_cache_dir:  # keep a caller's
+    cache = pathlib.Path(args.compile_cache or pathlib.Path(args.out) / "xla_cache")
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def setup(args) -> tuple:
+  """(dataset, classifier of the real training images, training images)."""
+  pg_config, _ = configs(args.data, args.steps, args.quick, args.fade_images,
+                         args.stable_images, args.channels)
+  dataset = data_lib.from_config(pg_config.data)
+  x_train, _ = data_lib.eval_arrays(dataset, "train")
+  return dataset, classifier(dataset), x_train
+
+
+def seed_worker(seed: int, args) -> dict:
+  """One seed in a worker process (--workers > 1): its own data and classifier
+  (deterministic, so the same as the parent's)."""
+  enable_compile_cache(args)
+  dataset, clf, x_train = setup(args)
+  return run_seed(args.data, seed, args, pathlib.Path(args.out), clf, dataset, x_train)
+
+
+def write_report(args, records: list[dict], real: dict) -> dict:
+  out = pathlib.Path(args.out)
+  pg_config, _ = configs(args.data, args.steps, args.quick, args.fade_images,
+                         args.stable_images, args.channels)
+  done = [r["seed"] for r in records]
+  report = {"data": pg_config.data.name, "steps": args.steps, "seeds": done,
+            "fade_images": pg_config.model.fade_images,
+            "stable_images": pg_config.model.stable_images,
+            "real_test_images": real, "summary": summarize(records), "runs": records,
+            "protocol": "10,000 samples of each EMA generator (1,000 with --quick); "
+                        "classifier score: logistic regression on the real training "
+                        "images; FID-LeNet and k-NN precision/recall (k=3): the "
+                        "data's shipped LeNet features against the real training "
+                        "split (jaxgen.metrics.sample_metrics.compare_images)"}
+  (out / args.data).mkdir(parents=True, exist_ok=True)
+  (out / args.data / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+  (out / args.data / "results.md").write_text(
+      markdown(args.data, report["summary"], real, args.steps, done))
+  return report
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -215,46 +298,60 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--steps", type=int, default=0, help="default 3000 (quick: 12)")
   parser.add_argument("--figures", action="store_true", help="also write docs/figures/")
+  parser.add_argument("--figures-dir", default=str(FIGURES))
   parser.add_argument("--fade-images", type=int, default=16_000)
   parser.add_argument("--stable-images", type=int, default=16_000)
+  parser.add_argument("--channels", default="",
+                      help="digits: widths per resolution, e.g. 32,16 (default 64,32); "
+                           "the DCGAN gets the same")
+  parser.add_argument("--workers", type=int, default=1,
+                      help="processes training the seeds side by side (each seed's "
+                           "numbers are the same either way)")
+  parser.add_argument("--from-records", action="store_true",
+                      help="no training: the report from the seeds whose runs finished "
+                           "(OUT/DATA/seed*/record.json, written by --workers runs)")
   parser.add_argument("--compile-cache", default="",
                       help="persistent XLA cache dir (default OUT/xla_cache): the "
                            "sessions and seeds share their programs")
   args = parser.parse_args(argv)
-  if args.compile_cache or not jax.config.jax_compilation_cache_dir:  # keep a caller's
-    cache = pathlib.Path(args.compile_cache or pathlib.Path(args.out) / "xla_cache")
-    jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  args.channels = tuple(int(c) for c in args.channels.split(",") if c)
+  if args.channels and (args.data != "digits" or len(args.channels) != 2):
+    parser.error("--channels takes two widths (4x4, 8x8), on digits only")
+  enable_compile_cache(args)
   args.steps = args.steps or (12 if args.quick else 3000)
   seeds = [int(s) for s in args.seeds.split(",")]
   out = pathlib.Path(args.out)
-  pg_config, _ = configs(args.data, args.steps, args.quick, args.fade_images,
-                         args.stable_images)
-  dataset = data_lib.from_config(pg_config.data)
-  clf = classifier(dataset)
+  dataset, clf, x_train = setup(args)
   x_test, y_test = data_lib.eval_arrays(dataset, "test")
   real_probs = clf.predict_proba(x_test.reshape(len(x_test), -1))
   real = {"classifier_score": classifier_score(real_probs), **label_statistics(real_probs),
-          "classifier_test_accuracy": float(np.mean(real_probs.argmax(-1) == y_test))}
-  records = []
-  for seed in seeds:   # the results so far are written after every seed
-    records.append(run_seed(args.data, seed, args, out, clf, dataset))
-    done = [r["seed"] for r in records]
-    report = {"data": pg_config.data.name, "steps": args.steps, "seeds": done,
-              "fade_images": pg_config.model.fade_images,
-              "stable_images": pg_config.model.stable_images,
-              "real_test_images": real, "summary": summarize(records), "runs": records,
-              "protocol": "10,000 samples of each EMA generator (1,000 with --quick); "
-                          "logistic regression on the real training images"}
-    (out / args.data).mkdir(parents=True, exist_ok=True)
-    (out / args.data / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / args.data / "results.md").write_text(
-        markdown(args.data, report["summary"], real, args.steps, done))
+          "classifier_test_accuracy": float(np.mean(real_probs.argmax(-1) == y_test)),
+          **lenet_metrics(x_test, dataset, x_train)}
+  if args.from_records:
+    files = [out / args.data / f"seed{seed}" / "record.json" for seed in seeds]
+    records = [json.loads(f.read_text()) for f in files if f.is_file()]
+    if not records:
+      parser.error(f"--from-records: no {out / args.data}/seed*/record.json of seeds "
+                   f"{args.seeds}")
+    report = write_report(args, records, real)
+  elif args.workers > 1:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(args.workers, len(seeds))) as pool:
+      records = pool.starmap(seed_worker, [(seed, args) for seed in seeds])
+    report = write_report(args, records, real)
+  else:
+    records = []
+    for seed in seeds:   # the results so far are written after every seed
+      records.append(run_seed(args.data, seed, args, out, clf, dataset, x_train))
+      report = write_report(args, records, real)
   if args.figures:
     first = out / args.data / f"seed{seeds[0]}"
+    figures = pathlib.Path(args.figures_dir)
+    figures.mkdir(parents=True, exist_ok=True)
     for name in ("growing", "samples_pggan", "samples_dcgan"):
-      image = first / f"{name}.png"
-      (FIGURES / f"pggan_{args.data}_{name}.png").write_bytes(image.read_bytes())
+      target = figures / f"pggan_{args.data}_{name}.png"
+      target.write_bytes((first / f"{name}.png").read_bytes())
+      shrink_png(target)
   return report
 
 

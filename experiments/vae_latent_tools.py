@@ -13,7 +13,9 @@
 
 Writes manifold.png, codes_2d.png, interpolation_linear.png,
 interpolation_spherical.png, traversal.png, active_units_beta*.png,
-latent_tools.json and latent_tools.md under --out.
+latent_tools.json and latent_tools.md under --out; with --figures also palette
+copies of manifold.png and traversal.png in docs/figures/ (`--figures-dir`) as
+vae_digits_manifold.png and vae_digits_traversal.png.
 """
 
 from __future__ import annotations
@@ -111,7 +113,19 @@ def run(args: argparse.Namespace) -> dict:
   lines += [f"| {r['beta']:g} | {r['active_units']} | {r['test_elbo']:.2f} | "
             f"{r['test_kl']:.2f} |" for r in table]
   (out / "latent_tools.md").write_text("\n".join(lines) + "\n")
+  if args.figures:
+    copy_figures(out, pathlib.Path(args.figures_dir), args.data)
   return report
+
+
+def copy_figures(out: pathlib.Path, figures: pathlib.Path, data: str) -> None:
+  """Palette copies (tens of KB) of the manifold and the traversal for the docs."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  figures.mkdir(parents=True, exist_ok=True)
+  for kind in ("manifold", "traversal"):
+    with Image.open(out / f"{kind}.png") as image:
+      small = image.convert("RGB").quantize(colors=64)
+    small.save(figures / f"vae_{data}_{kind}.png", optimize=True)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -122,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
   parser.add_argument("--hidden", type=int, nargs="+", default=(256, 128))
   parser.add_argument("--steps", type=int, default=5000)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--figures", action="store_true",
+                      help="also write small copies of two figures into --figures-dir")
+  parser.add_argument("--figures-dir", default=str(
+      pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"))
   return run(parser.parse_args(argv))
 
 

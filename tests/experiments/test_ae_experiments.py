@@ -66,10 +66,14 @@ def test_dimensionality_reduction_plots_codes_and_scores_them(tmp_path):
 
 
 def test_vae_latent_tools_write_every_figure(tmp_path):
-  report = load_experiment("vae_latent_tools").main(["--quick", "--out", str(tmp_path)])
+  report = load_experiment("vae_latent_tools").main(
+      ["--quick", "--out", str(tmp_path), "--figures", "--figures-dir", str(tmp_path / "f")])
   for name in ("manifold", "codes_2d", "interpolation_linear", "interpolation_spherical",
                "traversal", "active_units_beta1"):
     assert _is_png(tmp_path / f"{name}.png"), name
+  for name in ("manifold", "traversal"):   # the docs copies, small
+    path = tmp_path / "f" / f"vae_digits_{name}.png"
+    assert _is_png(path) and path.stat().st_size < 100 * 2**10, name
   row = report[f"latent_{report['latent_dim']}d"][0]
   assert 0 <= row["active_units"] <= report["latent_dim"]
   assert len(row["variance_of_posterior_means"]) == report["latent_dim"]

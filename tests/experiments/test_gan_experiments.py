@@ -23,17 +23,34 @@ def test_mode_collapse_study_quick(tmp_path):
                "samples_over_training_ring8.png"):
     assert (tmp_path / name).stat().st_size > 0, name
   assert "± " in (tmp_path / "results.md").read_text()
+  # The docs figures from the saved study, without training (final samples from
+  # the checkpoints, sample plots over training, the bar chart from results.json).
+  figures = tmp_path / "figures"
+  saved = load_experiment("gan_mode_collapse").main(
+      ["--out", str(tmp_path), "--figures-only", "--figures-dir", str(figures)])
+  assert saved["rows"] == json.loads((tmp_path / "results.json").read_text())["rows"]
+  for name in ("modes", "final_ring8", "final_grid25", "over_training_ring8",
+               "over_training_grid25"):
+    size = (figures / f"gan_mode_collapse_{name}.png").stat().st_size
+    assert 0 < size < 100 * 2**10, (name, size)
+  with pytest.raises(SystemExit) as error:   # no study there: a one-line usage error
+    load_experiment("gan_mode_collapse").main(
+        ["--out", str(tmp_path / "none"), "--figures-only"])
+  assert error.value.code == 2
 
 
 @pytest.mark.slow
 def test_dcgan_digits_quick(tmp_path):
-  records = load_experiment("gan_dcgan_digits").main(["--quick", "--out", str(tmp_path)])
+  records = load_experiment("gan_dcgan_digits").main(
+      ["--quick", "--out", str(tmp_path), "--figures", "--figures-dir", str(tmp_path / "f")])
   digits = records["digits"]
   assert 1.0 <= digits["samples"]["classifier_score"] <= 10.0
   assert digits["real_test_images"]["classifier_score"] > 3.0  # the classifier works
   assert digits["arithmetic"]["pairs"] >= 1
   for name in ("samples.png", "interpolation.png", "arithmetic.png", "results.json"):
     assert (tmp_path / "digits" / name).stat().st_size > 0, name
+  for name in ("samples", "interpolation", "arithmetic"):   # the docs copies
+    assert 0 < (tmp_path / "f" / f"dcgan_digits_{name}.png").stat().st_size < 100 * 2**10
 
 
 @pytest.mark.slow
