@@ -33,6 +33,9 @@ PARAMETERS = {
                        "SEEDS = 2\nLR_STEPS = 150\n",
     "autoencoders.ipynb": "AE_STEPS = 300\nSTEPS = 100\nHELD_OUT = 4\n",
     "vae.ipynb": "VAE_STEPS = 200\nBETA_STEPS = 150\nBETAS = (1.0, 4.0)\n",
+    "gans.ipynb": "RING_STEPS = 400\nDCGAN_STEPS = 300\nFID_SAMPLES = 200\n",
+    "diffusion.ipynb": "STEPS = 300\nTIMESTEPS = 50\nFID_SAMPLES = 200\nSTEP_COUNTS = (5, 20)\n"
+                       "PER_CLASS = 10\nBOUND_EXAMPLES = 20\n",
 }
 
 
@@ -112,6 +115,10 @@ def test_notebook_runs_and_shows_its_figures_and_numbers(path, monkeypatch, tmp_
     check_autoencoders_numbers(printed)
   if path == VAE:
     check_vae_numbers(printed)
+  if path.name == "gans.ipynb":
+    check_gan_numbers(printed)
+  if path.name == "diffusion.ipynb":
+    check_diffusion_numbers(printed)
 
 
 def check_likelihood_numbers(printed, trained=False):
@@ -216,8 +223,8 @@ def test_the_committed_boltzmann_outputs_come_from_a_full_run():
 
 
 def _number(pattern, text):
-  """The float the regex's one group finds in text."""
-  match = re.search(pattern, text)
+  """The float the regex's one group finds in text (^ and $ match at lines)."""
+  match = re.search(pattern, text, re.M)
   assert match, f"not printed: {pattern}"
   return float(match.group(1))
 
@@ -312,3 +319,113 @@ def test_the_committed_autoencoder_notebook_outputs_come_from_a_full_run(path):
   saved = json.loads(path.read_text())["cells"]
   pictures = [o for c in saved for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
   assert len(pictures) == _shown_figures(path) >= 4
+
+
+# ------------------------------------------------ gans.ipynb and diffusion.ipynb
+GANS = NOTEBOOKS[0].parent / "gans.ipynb"
+DIFFUSION = NOTEBOOKS[0].parent / "diffusion.ipynb"
+
+
+def check_gan_numbers(printed, trained=False):
+  """Gradients equal their closed forms, the f-GAN table its oracles, the
+  collapse study the order the text states (full runs only: the tests' few
+  steps reach no mode), FID-LeNet falling with training."""
+  # d/dl log(1 - σ(l)) = -σ(l) = -D(G(z)); d/dl -log σ(l) = -(1 - D(G(z))).
+  rows = re.findall(r"^\s*(0\.\d{4})\s+(-\d\.\d{4})\s+(-\d\.\d{4})$", printed, re.M)
+  assert len(rows) == 5, printed
+  for d, minimax, non_saturating in (map(float, r) for r in rows):
+    assert minimax == pytest.approx(-d, abs=2e-4)
+    assert non_saturating == pytest.approx(-(1.0 - d), abs=2e-4)
+  # The f-divergences: the integral against the closed forms, the f-GAN
+  # discriminator loss at the optimal critic against the integral.
+  table = {name: (exact, integral, mc, se) for name, exact, integral, mc, se in re.findall(
+      r"^(\w+(?:\(0\.5\))?)\s+(—|-?[\d.]+)\s+(-?[\d.]+)\s+(-?[\d.]+) ± ([\d.]+)$", printed, re.M)}
+  assert len(table) == 10, table
+  for name, (exact, integral, mc, se) in table.items():
+    if exact != "—":
+      assert float(integral) == pytest.approx(float(exact), abs=1e-3), name
+    assert abs(float(mc) - float(integral)) < 3 * float(se) + 1e-3, name
+  # Mode coverage, 8 seeds per setting.
+  modes = {name: sum(map(int, seeds.split(","))) / 8 for name, seeds in re.findall(
+      r"^final (.+?): modes per seed \[([\d, ]+)\]", printed, re.M)}
+  assert len(modes) == 3, printed
+  assert all(0.0 <= value <= 8.0 for value in modes.values()), modes
+  if trained:
+    # At 2,000 steps minibatch discrimination is ahead (4.6 against 1.4 modes);
+    # consensus (γ = 0.1) has not converged yet (the text says so).
+    assert modes["minibatch discrimination"] > modes["plain GAN"] + 1.0, modes
+  # Latent arithmetic ran over pairs of confidently classified digits.
+  share, pairs = re.search(r"latent arithmetic: ([\d.]+) of (\d+) pairs", printed).groups()
+  assert int(pairs) >= (20 if trained else 2) and 0.0 <= float(share) <= 1.0
+  if trained:
+    assert float(share) > 0.3, share
+  # FID-LeNet falls with training and stays above the real test digits'
+  # (1.21 against the same reference: docs/metrics.md).
+  (early_step, early), (last_step, last) = [
+      (int(s), float(v)) for s, v in re.findall(
+          r"DCGAN FID-LeNet at step (\d+): ([\d.]+)", printed)]
+  real = _number(r"real test digits FID-LeNet: ([\d.]+)", printed)
+  assert real == pytest.approx(1.21, abs=0.01)
+  assert early_step < last_step and real < last < early, (early, last)
+  if trained:
+    assert last < 20.0, last
+
+
+def check_diffusion_numbers(printed, trained=False):
+  """Schedules as their formulas say; more DDIM steps helping (and, in the full
+  run, DDPM ahead at equal steps); guidance raising accuracy and lowering
+  diversity; the bound's terms summing to it."""
+  for name in ("linear", "cosine"):
+    shown = ast.literal_eval(re.search(rf"{name}: √ᾱ_t .*?: (\[.*?\])", printed).group(1))
+    assert shown[0] > 0.99 and shown[-1] < 0.01, (name, shown)
+    assert all(a >= b for a, b in zip(shown, shown[1:])), shown
+  half = {name: _number(rf"{name}: ᾱ_t at t = T/2: ([\d.]+)", printed)
+          for name in ("linear", "cosine")}
+  # Cosine keeps more signal at T/2 (ᾱ = 0.49 against 0.08 for the linear schedule).
+  assert half["cosine"] > 0.4 > 0.15 > half["linear"], half
+  first, last = (float(v) for v in re.search(
+      r"L_simple: ([\d.]+) at step \d+, ([\d.]+) at step \d+", printed).groups())
+  assert last < 0.8 * first, (first, last)
+  fid = {(s, int(k)): float(v) for s, k, v in re.findall(
+      r"^(ddim|ddpm)\s+(\d+) steps: FID-LeNet\s+([\d.]+)", printed, re.M)}
+  ddim = sorted(k for s, k in fid if s == "ddim")
+  assert len(ddim) >= 2 and len(fid) == 2 * len(ddim), fid
+  # More DDIM steps help (the fewest against the most).
+  assert fid["ddim", ddim[0]] > fid["ddim", ddim[-1]], fid
+  guidance = {float(w): (float(a), float(d)) for w, a, d in re.findall(
+      r"^\s*(\d\.\d)\s+([\d.]+)\s+([\d.]+)$", printed, re.M)}
+  assert sorted(guidance) == [0.0, 1.0, 2.0, 3.0, 5.0], guidance
+  accuracy = {w: a for w, (a, _) in guidance.items()}
+  assert accuracy[0.0] < 0.3, accuracy          # unconditional: near chance
+  assert accuracy[3.0] > accuracy[0.0] + (0.6 if trained else 0.2), accuracy
+  assert guidance[5.0][1] < guidance[0.0][1], guidance   # diversity falls
+  terms = {name: _number(rf"^{name}\s+(-?[\d.]+)$", printed) for name in (
+      "prior", "diffusion", "decoder", "sum of the terms", "bound \\(total\\)")}
+  assert terms["sum of the terms"] == pytest.approx(terms["bound \\(total\\)"], abs=2e-4)
+  assert terms["prior"] + terms["diffusion"] + terms["decoder"] == pytest.approx(
+      terms["bound \\(total\\)"], abs=3e-4)
+  assert 0.0 <= terms["prior"] < 0.01 and terms["diffusion"] > terms["decoder"] >= 0.0, terms
+  # Below the uniform model's log2(17) = 4.09 bits/dim once trained.
+  assert terms["bound \\(total\\)"] < (4.0 if trained else 6.0), terms
+  if trained:
+    # As the text says: ancestral sampling ahead of DDIM at equal steps.
+    assert all(fid["ddpm", k] < fid["ddim", k] for k in ddim[1:]), fid
+
+
+def _saved_pictures(path):
+  cells = json.loads(path.read_text())["cells"]
+  return [o for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+
+
+def test_the_committed_gan_outputs_come_from_a_full_run():
+  """The saved outputs show a full run's numbers (minibatch discrimination
+  covering more modes than the plain GAN, FID-LeNet below 20), with every figure."""
+  check_gan_numbers(_saved_text(GANS), trained=True)
+  assert len(_saved_pictures(GANS)) == _shown_figures(GANS) == 4
+
+
+def test_the_committed_diffusion_outputs_come_from_a_full_run():
+  """The saved outputs show a full run's numbers (guidance reaching high
+  accuracy, DDPM ahead of DDIM, a bound below uniform), with every figure."""
+  check_diffusion_numbers(_saved_text(DIFFUSION), trained=True)
+  assert len(_saved_pictures(DIFFUSION)) == _shown_figures(DIFFUSION) == 6

@@ -36,6 +36,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from jaxgen import registry
@@ -367,13 +368,23 @@ def _conditioning(model: Model, guides: Guides, num: int, labels: Any, guidance:
 def sample(model: Model, guides: Guides, state: TrainState, key: jax.Array, num: int,
            labels: Any = None, guidance: Any = DEFAULT, sampler: str | None = None,
            steps: int | None = None, eta: float | None = None,
-           progress: bool = False) -> jax.Array:
-  """num samples in data space; see the module docstring for the arguments."""
+           progress: bool = False, snapshots: int = 0) -> jax.Array:
+  """num samples in data space; see the module docstring for the arguments.
+
+  `snapshots` = k > 0 returns the reverse chain instead, [k + 1, num, ...]:
+  x_T, then the state after each of k near-equal runs of the plan's steps
+  (the last is x_0, the samples themselves), each decoded to data space
+  (clipped to the data range for images). The same keys draw the same noise,
+  so the last entry equals `sample` without snapshots.
+  """
   s = model.settings
   sampler = sampler or s.sampler
   settings_lib.check_sampler(sampler)
   steps = steps or s.sample_steps or model.timesteps
   plan = samplers.make_plan(model.schedule, steps)
+  if not 0 <= snapshots <= plan.num_steps:
+    raise ConfigError(f"snapshots must be 0 to the number of sampling steps "
+                      f"({plan.num_steps}), got {snapshots}")
   denoise, grad_fn, scale, cond = _conditioning(model, guides, num, labels, guidance)
   keys = rng.split(key, "prior", "chain")
   x_T = jax.random.normal(keys["prior"], (num,) + model.space.shape)
@@ -382,8 +393,18 @@ def sample(model: Model, guides: Guides, state: TrainState, key: jax.Array, num:
     params["classifier"] = state.params["classifier"]
   how = samplers.Settings(sampler=sampler, prediction=s.prediction,
                           variance=s.variance, clip=s.clip_denoised)
+  eta = s.eta if eta is None else eta
+  if snapshots:
+    chain = [model.space.decode(state.model_state, x_T)]
+    y = x_T
+    for part in np.array_split(np.arange(plan.num_steps), snapshots):
+      piece = jax.tree.map(lambda a, p=part: a[p[0]:p[-1] + 1], plan)
+      y = samplers.sample(denoise, params, cond, how, piece, y, keys["chain"], eta,
+                          grad_fn, scale)
+      chain.append(model.space.decode(state.model_state, y))
+    return jnp.stack(chain)
   y = samplers.sample(denoise, params, cond, how, plan, x_T, keys["chain"],
-                      s.eta if eta is None else eta, grad_fn, scale,
+                      eta, grad_fn, scale,
                       chunk_size=s.progress_chunk if progress else 0,
                       progress=progress, description=f"{model.name} {sampler} {steps} steps")
   return model.space.decode(state.model_state, y)

@@ -172,6 +172,28 @@ def test_eager_progress_sampling_equals_the_compiled_sampler(classifier_run):
   np.testing.assert_allclose(np.asarray(eager), np.asarray(compiled), rtol=1e-5, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_chain_snapshots_start_at_the_prior_draw_and_end_at_the_samples(cfg_run, sampler):
+  method, state = cfg_run.method, cfg_run.state
+  key = jax.random.PRNGKey(3)
+  labels = jnp.arange(6) % 10
+  chain = method.sample(state, key, 6, labels=labels, sampler=sampler, steps=10,
+                        eta=0.5, snapshots=4)
+  samples = method.sample(state, key, 6, labels=labels, sampler=sampler, steps=10, eta=0.5)
+  assert chain.shape == (5,) + samples.shape
+  np.testing.assert_allclose(np.asarray(chain[-1]), np.asarray(samples), rtol=1e-5, atol=1e-5)
+  # x_T is the sampler's own prior draw (its "prior" key), in data space: the
+  # digits are scaled to [-1, 1] (data.scale='symmetric'), images are clipped.
+  assert tuple(cfg_run.spec.value_range) == (-1.0, 1.0)
+  x_T = jax.random.normal(rng.split(key, "prior", "chain")["prior"], samples.shape)
+  np.testing.assert_allclose(np.asarray(chain[0]), np.clip(np.asarray(x_T), -1.0, 1.0),
+                             atol=1e-6)
+  assert not np.allclose(np.asarray(chain[2]), np.asarray(chain[-1]))
+  with pytest.raises(ConfigError, match="snapshots must be 0 to the number of sampling steps"):
+    method.sample(state, key, 6, steps=10, snapshots=11)
+
+
 VARIANTS = [
     ("digits", TINY_UNET + ["model.prediction=v", "model.loss=hybrid",
                             "model.variance=learned", "model.schedule=cosine",
