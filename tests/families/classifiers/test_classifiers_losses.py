@@ -92,7 +92,7 @@ def test_logistic_regression_reaches_sklearn_optimum():
   with jax.enable_x64(True):
     xs, ys = jnp.asarray(x), jnp.asarray(y)
     params = {"weights": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}
-    tx = optax.adam(0.05)
+    tx = optax.adam(optax.cosine_decay_schedule(0.05, 5000))   # decays: converges, not oscillates
 
     def step(carry, _):
       params, opt = carry
@@ -105,7 +105,10 @@ def test_logistic_regression_reaches_sklearn_optimum():
     theirs = float(objective({"weights": jnp.asarray(reference.coef_.T),
                               "bias": jnp.asarray(reference.intercept_)}, xs, ys))
     predictions = np.argmax(np.asarray(losses.logits(x=xs, params=params)), 1)
-  # sklearn's optimum is the minimum of the same function: equal, and not lower.
+  # sklearn's optimum is the minimum of the same function: equal, and not lower
+  # (a fixed step size left Adam oscillating 8e-6 above it with XLA's
+  # optimizations off; the decaying one converges under both settings).
+  assert ours >= theirs * (1 - 1e-9)
   np.testing.assert_allclose(ours, theirs, rtol=1e-6)
   np.testing.assert_array_equal(predictions, reference.predict(x))
   np.testing.assert_allclose(np.asarray(params["weights"]), reference.coef_.T, atol=1e-3)
