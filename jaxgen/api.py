@@ -16,7 +16,6 @@ import inspect
 import os
 import pathlib
 import warnings
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
+from jaxgen import _npz
 from jaxgen import projection as projection_lib
 from jaxgen import registry
 from jaxgen.engine import evaluation, logs, loop, parallel
@@ -316,16 +316,7 @@ def completion_methods() -> tuple[str, ...]:
 
 def read_completion_file(path: str | pathlib.Path) -> tuple[np.ndarray, np.ndarray | None]:
   """(x, mask or None) from an .npz file of arrays; nothing is unpickled."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise ConfigError(f"completion file {str(path)!r} does not exist")
-  try:
-    with np.load(path, allow_pickle=False) as arrays:
-      contents = {name: np.asarray(arrays[name]) for name in arrays.files}
-  except (OSError, ValueError, zipfile.BadZipFile) as error:
-    raise ConfigError(f"cannot read completion file {str(path)!r} as .npz arrays: "
-                      f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
-                      ) from None
+  contents = _npz.read(path, "completion file")
   if "x" not in contents:
     raise ConfigError(f"completion file {str(path)!r} holds no array 'x' (images "
                       f"[N, H, W, C]); it holds: {choices(sorted(contents)) or 'nothing'}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
-import zipfile
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -29,6 +28,7 @@ import numpy as np
 import optax
 import tqdm
 
+from jaxgen import _npz
 from jaxgen.core import projection as core
 from jaxgen.engine import runs as runs_lib
 from jaxgen.errors import ConfigError, choices
@@ -65,16 +65,7 @@ def check_generator(run: LoadedRun) -> None:
 
 def read_images_file(path: str | pathlib.Path) -> tuple[np.ndarray, np.ndarray | None]:
   """(x, labels or None) from an .npz file with 'x' (and 'labels'); nothing unpickled."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise ConfigError(f"images file {str(path)!r} does not exist")
-  try:
-    with np.load(path, allow_pickle=False) as arrays:
-      contents = {name: np.asarray(arrays[name]) for name in arrays.files}
-  except (OSError, ValueError, zipfile.BadZipFile) as error:
-    first = str(error).splitlines()[0] if str(error) else type(error).__name__
-    raise ConfigError(f"cannot read images file {str(path)!r} as .npz arrays: {first}"
-                      ) from None
+  contents = _npz.read(path, "images file")
   if "x" not in contents:
     raise ConfigError(f"images file {str(path)!r} holds no array 'x' (images [N, *shape]); "
                       f"it holds: {choices(sorted(contents)) or 'nothing'}")
