@@ -300,7 +300,7 @@ def test_missing_inception_weights_stop_only_inception_metrics(capsys, vae_workd
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "pt_inception-2015-12-05-6726825d.pth" in err
     assert written() == before
-  code, _, err = run_main(capsys, "eval", "--workdir", str(vae_workdir), "--metrics", "fid",
+  code, _, err = run_main(capsys, "eval", "--workdir", str(vae_workdir), "--metrics", "pr",
                           "--num", "30", "--set", "metrics.inception_weights=/no/such.npz")
   assert code == 0, err                                   # digits: the LeNet, no Inception
   monkeypatch.setenv(inception_weights.ENV_VAR, "/no/such.npz")
