@@ -188,7 +188,8 @@ def _pytorch_fid_model(tensors: dict[str, np.ndarray]):
   whose `fc` gives the logits.
   """
   import torch  # pylint: disable=import-outside-toplevel
-  from pytorch_fid import inception as pytorch_fid_inception  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from pytorch_fid import inception as pytorch_fid_inception
   originals = (pytorch_fid_inception.load_state_dict_from_url,
                pytorch_fid_inception.fid_inception_v3)
   captured = []

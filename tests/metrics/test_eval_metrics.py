@@ -227,7 +227,8 @@ def test_the_low_rank_square_root_agrees_with_scipy():
   rng = np.random.default_rng(0)
   sigma1 = np.cov(rng.normal(size=(6, 30)), rowvar=False)    # rank 5
   sigma2 = np.cov(rng.normal(size=(40, 30)), rowvar=False)   # full rank
-  expected = np.trace(fid_lib._sqrtm_product(sigma1, sigma2)).real  # pylint: disable=protected-access
+  sqrtm = fid_lib._sqrtm_product  # pylint: disable=protected-access
+  expected = np.trace(sqrtm(sigma1, sigma2)).real
   assert np.trace(_low_rank_sqrtm_product(sigma1, sigma2)) == pytest.approx(expected, rel=1e-7)
   with pytest.raises(AssertionError, match="rank >= 16"):
     _low_rank_sqrtm_product(sigma2, sigma1)

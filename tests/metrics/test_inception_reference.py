@@ -14,11 +14,13 @@ The live comparison with pytorch-fid itself is test_inception_parity.py.
 
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
 from jaxgen import metrics
 from jaxgen.metrics import inception_weights
+from jaxgen.nn import inception
 
 from tests.metrics import make_inception_reference as reference_lib
 
@@ -124,3 +126,22 @@ def test_fid_matches_recorded_pytorch_fid(reference, features):
     assert expected > 0
     assert abs(on_recorded - expected) <= FID_TOLERANCE * expected, (dims, on_recorded)
     assert abs(end_to_end - expected) <= TOLERANCE * expected, (dims, end_to_end)
+
+
+def test_the_recorded_comparison_catches_a_fid_specific_detail(reference, weights, inputs,
+                                                              monkeypatch):
+  """With torchvision's padded average pools instead of pytorch-fid's (TF's), the
+  same comparison fails by far (at 75×75 without resizing: a cheap compile)."""
+  case = "random75_no_resize"
+  monkeypatch.setattr(inception, "_avg_pool_3x3_same", lambda x: inception.nn.avg_pool(
+      x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=True))
+  # A fresh jit, so the patched pool is traced.
+  monkeypatch.setattr(inception, "_apply", jax.jit(
+      lambda variables, images: inception.InceptionV3().apply(variables, images)))
+  images, options = inputs[case]
+  mutant = metrics.inception_features(weights[1].variables, images, chunk_size=len(images),
+                                      **options)
+  recorded = dict(zip((str(c) for c in reference["cases"]), reference["pool3"]))[case]
+  difference = _relative_difference(mutant["pool3"], recorded)
+  print(f"padded average pools: pool3 max relative difference {difference:.3g}")
+  assert difference > 100 * TOLERANCE
