@@ -11,7 +11,7 @@ from NumPy (`np.random.default_rng`) and are regenerated bit for bit in the test
 from the seeds. Only the BatchNorm running statistics come from a torch pass (one
 train-mode pass over random images, so activations stay O(1) through the ~90
 layers, over white noise and blocky images); they are stored in the file as
-float16 (the weights use exactly those float16 values): 34 KB of statistics
+float16 (the weights use exactly those float16 values): 69 KB of statistics
 instead of the 95 MB of weights.
 SHA-256s of the weights and of the inputs are stored too, so a change in NumPy's
 random streams (or in scikit-learn's digits) is detected, not compared silently.
