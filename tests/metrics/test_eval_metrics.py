@@ -7,11 +7,14 @@ import pytest
 
 import jaxgen
 from jaxgen import cli
+from jaxgen import config as config_lib
 from jaxgen import data as data_lib
+from jaxgen import metrics as metrics_lib
 from jaxgen.metrics import fid as fid_lib
 from jaxgen.metrics import inception_weights, lenet
 
 from tests.helpers import tiny_vae
+from tests.metrics import make_inception_reference as reference_lib
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +184,126 @@ def test_training_evaluates_the_metrics_of_train_eval_metrics(tmp_path):
   with pytest.raises(jaxgen.errors.ConfigError, match="train.eval_metrics: unknown metric 'fld'"):
     jaxgen.fit(bad, workdir=tmp_path / "bad")
   assert not (tmp_path / "bad").exists()
+
+
+@pytest.fixture(scope="module")
+def inception_run(tmp_path_factory):
+  """(workdir, weights .npz, its SHA-256): a tiny VAE on 16×16 digits (the Inception
+  is the automatic network there), 4 images a split, and random Inception weights
+  (the recorded reference's) in the converted .npz format a user passes."""
+  root = tmp_path_factory.mktemp("inception")
+  config = tiny_vae(steps=2)
+  config_lib.apply_overrides(config, ["data.image_size=16", "data.max_examples=4",
+                                      "data.batch_size=4"])
+  jaxgen.fit(config, workdir=root / "run")
+  state_dict = reference_lib.recorded_state_dict(reference_lib.load())
+  sha256 = reference_lib.tensors_sha256(state_dict)
+  weights = inception_weights.InceptionWeights(
+      inception_weights.state_dict_to_variables(state_dict), sha256, "", "")
+  inception_weights.save_npz(root / "inception.npz", weights)
+  return root / "run", root / "inception.npz", sha256
+
+
+def _low_rank_sqrtm_product(sigma1, sigma2):
+  """A matrix whose trace is Tr sqrtm(sigma1 @ sigma2), for PSD sigmas, sigma1 of rank < 16.
+
+  With Σ1 = Q M Qᵀ (Q [d, 16] orthonormal, spanning Σ1's columns), Σ1Σ2 has the
+  nonzero eigenvalues of M^½ (QᵀΣ2Q) M^½ (PSD, 16 × 16), so the trace of its
+  principal square root is the sum of their square roots; FID uses nothing but
+  that trace. Milliseconds where scipy's Schur sqrtm of a 2048×2048 product (and
+  even numpy's eigh) takes minutes on CI's busy CPU.
+  """
+  probe = np.random.default_rng(0).normal(size=(len(sigma1), 16))
+  q, _ = np.linalg.qr(sigma1 @ probe)
+  m = q.T @ sigma1 @ q
+  assert np.allclose(q @ m @ q.T, sigma1, rtol=0, atol=1e-9 * np.abs(sigma1).max()), "rank >= 16"
+  values, vectors = np.linalg.eigh(m)
+  root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+  eigenvalues = np.linalg.eigvalsh(root @ (q.T @ sigma2 @ q) @ root)
+  return np.diag(np.sqrt(np.clip(eigenvalues, 0, None)))
+
+
+def test_the_low_rank_square_root_agrees_with_scipy():
+  rng = np.random.default_rng(0)
+  sigma1 = np.cov(rng.normal(size=(6, 30)), rowvar=False)    # rank 5
+  sigma2 = np.cov(rng.normal(size=(40, 30)), rowvar=False)   # full rank
+  sqrtm = fid_lib._sqrtm_product  # pylint: disable=protected-access
+  expected = np.trace(sqrtm(sigma1, sigma2)).real
+  assert np.trace(_low_rank_sqrtm_product(sigma1, sigma2)) == pytest.approx(expected, rel=1e-7)
+  with pytest.raises(AssertionError, match="rank >= 16"):
+    _low_rank_sqrtm_product(sigma2, sigma1)
+
+
+@pytest.mark.slow
+def test_eval_command_computes_inception_metrics_from_a_weights_file(capsys, inception_run,
+                                                                     monkeypatch):
+  """`jaxgen eval --metrics fid,kid,is` through the Inception (12 images at 299×299).
+
+  FID's 2048×2048 matrix square root is taken on the covariances' rank-3 range
+  here (see above); the FID
+  estimator itself is checked against pytorch-fid in test_fid.py and
+  test_inception_reference.py.
+  """
+  monkeypatch.setattr(fid_lib, "_sqrtm_product", _low_rank_sqrtm_product)
+  workdir, weights, sha256 = inception_run
+  settings = [f"metrics.inception_weights={weights}", "metrics.chunk_size=4",
+              "metrics.kid_subsets=3", "metrics.kid_subset_size=4", "metrics.is_splits=2",
+              "metrics.reference_split=test"]
+  code, _, err = run_main(capsys, "eval", "--workdir", str(workdir), "--metrics", "fid,kid,is",
+                          "--num", "4", "--seed", "0",
+                          *(arg for setting in settings for arg in ("--set", setting)))
+  assert code == 0, err
+  (path,) = (workdir / "eval").glob("fid+kid+is-seed0-num4-*.json")
+  saved = json.loads(path.read_text())
+  values = saved["metrics"]
+  assert set(values) == {"fid_inception", "kid_inception", "kid_inception_std",
+                         "is_inception", "is_inception_std"}
+  protocol = saved["protocol"]["inception"]
+  assert protocol["weights_sha256"] == sha256          # the .npz's source hash
+  assert protocol["network"].startswith("inception (pytorch-fid FID InceptionV3")
+  assert protocol["resize"] == "bilinear to 299x299 (pytorch-fid)"
+  assert protocol["generated"] == 4
+  assert protocol["reference"]["split"] == "test" and protocol["reference"]["examples"] == 4
+  assert protocol["metrics"]["is"] == {"splits": 2, "shuffle": False}
+  assert protocol["metrics"]["kid"]["subsets"] == 3
+  # Oracle: the cached real features and the same samples (chunk 0's key) through
+  # the same weights, metrics computed by hand.
+  with np.load(protocol["reference"]["cache"]) as cached:
+    real = cached["features"]
+  assert real.shape == (4, 2048)
+  run = jaxgen.load(workdir)
+  import jax  # pylint: disable=import-outside-toplevel
+  key = jax.random.fold_in(jax.random.PRNGKey(0), 0xC0FE1)
+  samples = np.asarray(jax.jit(lambda s, k: run.method.sample(s, k, 4))(run.state, key))
+  variables = metrics_lib.load_inception_weights(weights).variables
+  fake = metrics_lib.inception_features(variables, samples, chunk_size=4)
+  assert values["fid_inception"] == pytest.approx(
+      fid_lib.fid_from_features(real, fake["pool3"]), rel=1e-6)
+  expected_is = metrics_lib.inception_score(fake["logits"], splits=2, from_logits=True)
+  assert values["is_inception"] == pytest.approx(expected_is["mean"], rel=1e-6)
+  assert 1 <= values["is_inception"] <= 2                 # at most the samples per split
+  assert np.isfinite(values["kid_inception"]) and values["fid_inception"] > 0
+
+
+def test_missing_inception_weights_stop_only_inception_metrics(capsys, vae_workdir,
+                                                               inception_run, monkeypatch):
+  """A missing weights file: one line and exit 2 when the Inception is needed, nothing
+  written; no effect on the digit LeNet's metrics or the method's own evaluation."""
+  workdir = inception_run[0]
+
+  def written():
+    return sorted(p.name for p in (workdir / "eval").glob("*"))
+
+  before = written()
+  for settings in ([], ["--set", "metrics.inception_weights=/no/such.npz"]):
+    code, _, err = run_main(capsys, "eval", "--workdir", str(workdir), "--metrics", "fid",
+                            "--num", "4", *settings)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "pt_inception-2015-12-05-6726825d.pth" in err
+    assert written() == before
+  code, _, err = run_main(capsys, "eval", "--workdir", str(vae_workdir), "--metrics", "pr",
+                          "--num", "30", "--set", "metrics.inception_weights=/no/such.npz")
+  assert code == 0, err                                   # digits: the LeNet, no Inception
+  monkeypatch.setenv(inception_weights.ENV_VAR, "/no/such.npz")
+  code, _, err = run_main(capsys, "eval", "--workdir", str(vae_workdir), "--num", "30")
+  assert code == 0, err                                   # the method's own evaluation
