@@ -55,7 +55,8 @@ def test_pretraining_compares_three_classifiers_over_seeds(tmp_path):
 
 
 def test_dimensionality_reduction_plots_codes_and_scores_them(tmp_path):
-  report = load_experiment("ae_dimensionality_reduction").main(["--quick", "--out", str(tmp_path)])
+  report = load_experiment("ae_dimensionality_reduction").main(
+      ["--quick", "--out", str(tmp_path), "--figures", "--figures-dir", str(tmp_path / "f")])
   assert _is_png(tmp_path / "codes_autoencoder.png") and _is_png(tmp_path / "codes_pca.png")
   accuracy = report["knn_accuracy"]
   assert 0.0 <= accuracy["autoencoder"] <= 1.0
@@ -63,6 +64,21 @@ def test_dimensionality_reduction_plots_codes_and_scores_them(tmp_path):
   # the classes well above chance (0.1).
   assert accuracy["pca"] > 0.4
   assert json.loads((tmp_path / "reduction.json").read_text())["knn_accuracy"] == accuracy
+  # PCA's reconstruction error against scikit-learn's own round trip.
+  from sklearn.decomposition import PCA  # pylint: disable=import-outside-toplevel
+  from jaxgen import data as data_lib  # pylint: disable=import-outside-toplevel
+  dataset = data_lib.load_dataset("digits")
+  (x_train, _), (x_test, _) = (data_lib.eval_arrays(dataset, s) for s in ("train", "test"))
+  flat = x_test.reshape(len(x_test), -1)
+  pca = PCA(n_components=2, random_state=0).fit(x_train.reshape(len(x_train), -1))
+  expected = np.mean((pca.inverse_transform(pca.transform(flat)) - flat) ** 2)
+  assert report["test_mse"]["pca"] == pytest.approx(expected, rel=1e-5)
+  assert report["test_mse"]["autoencoder"] > 0
+  # The docs copies: the two code plots side by side; 16 digits x 3 rows of 8.
+  assert _png_size(tmp_path / "f" / "ae_digits_reconstructions.png") == _grid_pixels(6, 8)
+  codes = tmp_path / "f" / "ae_digits_codes.png"
+  assert _is_png(codes) and codes.stat().st_size < 100 * 2**10
+  assert _png_size(codes)[0] == 2 * _png_size(tmp_path / "codes_pca.png")[0]
 
 
 def test_vae_latent_tools_write_every_figure(tmp_path):
