@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
                       help="comma-separated; results.json keeps the others' earlier entries")
   parser.add_argument("--steps", type=int, default=0, help="digits steps (default 3000)")
   parser.add_argument("--mnist-steps", type=int, default=0,
-                      help="default 5000 (about 20 minutes on 2 cores)")
+                      help="default 5000 (11 minutes on 2 loaded cores, 2026-12-07)")
   parser.add_argument("--figures", action="store_true",
                       help="also write small copies of the figures into --figures-dir")
   parser.add_argument("--figures-dir", default=str(FIGURES))
