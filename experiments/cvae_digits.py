@@ -6,15 +6,18 @@
 
 The run's samples.png shows rows cycling through 0..9 (the default labels).
 Expect (5,000 steps, under a minute on 2 CPU cores; seed 0, measured here):
-test ELBO -20.3 nats (-20.2 in the first run), log p(x | label) estimate -19.8 nats (K=1000); the label
-carries information the unconditional VAE (vae_digits.py, -22.4) must encode.
+test ELBO -20.3 nats (-20.2 in the first run), log p(x | label) estimate
+-19.8 nats (K=1000); the label carries information the unconditional VAE
+(vae_digits.py, -22.4) must encode.
 
 Run as a script, it trains this config into --workdir, prints the final test
 numbers (also in results.json there) and draws class_samples.png from the same
 run: row c holds 10 decoder means of codes z ~ N(0, I) decoded with label c.
 It also checks the labels: a logistic regression of the real training digits
-classifies 100 such samples per class (results.json, "label_check"). --figures also writes a small copy, docs/figures/cvae_digits_class_samples.png
-(--figures-dir), for docs/autoencoders.md.
+classifies 100 such samples per class (results.json, "label_check"; 98.7% read
+as their label on 2026-12-07). --figures also writes a small copy,
+docs/figures/cvae_digits_class_samples.png (--figures-dir), for
+docs/autoencoders.md.
 """
 
 import argparse
