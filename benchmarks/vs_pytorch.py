@@ -1,7 +1,8 @@
 """jaxgen against the same models in plain PyTorch: train steps/s, side by side.
 
 Run: python benchmarks/vs_pytorch.py [--rows a,b] [--rounds N] [--steps K]
-         [--threads N] [--no-compile] [--quick] [--out FILE]
+         [--threads N] [--no-compile] [--quick] [--out FILE] [--figure PNG]
+     python benchmarks/vs_pytorch.py --figure-only FILE [FILE ...] [--figure PNG]
 Needs PyTorch (CPU): pip install -e '.[bench]'.
 
 For each row (a model in one of jaxgen's default configs, with the overrides
@@ -26,6 +27,12 @@ may use); XLA's CPU client keeps its own thread pool, which XLA sizes to the
 cores the process may run on, so with fewer threads than cores the process is
 first restricted to that many cores (sched_setaffinity), for both.
 Results go to benchmarks/results/vs_pytorch.json; see docs/performance.md.
+
+The bar chart of docs/performance.md (docs/figures/vs_pytorch.png: steps/s of
+the three implementations per row, one panel per results file) is redrawn at
+the end of every full run that writes one of the two files that page shows
+(vs_pytorch.json, vs_pytorch_likelihood.json), from both; `--figure-only FILE
+...` redraws it from saved files without timing anything.
 """
 
 from __future__ import annotations
@@ -981,6 +988,114 @@ def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
   return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ figure
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FIGURE = REPO / "docs" / "figures" / "vs_pytorch.png"
+# The two results files docs/performance.md shows, in its order: a full run that
+# rewrites one of them redraws the chart from both.
+FIGURE_SOURCES = (common.RESULTS / "vs_pytorch.json",
+                  common.RESULTS / "vs_pytorch_likelihood.json")
+BAR_LABELS = {"jaxgen": "jaxgen", "torch_eager": "PyTorch eager",
+              "torch_compile": "torch.compile"}
+BAR_COLOURS = {"jaxgen": "tab:blue", "torch_eager": "tab:orange", "torch_compile": "tab:green"}
+
+
+def read_results(path: str | pathlib.Path) -> dict[str, Any]:
+  """A saved results JSON of this benchmark; ValueError (one line) if it is not one."""
+  import json  # pylint: disable=import-outside-toplevel
+  path = pathlib.Path(path)
+  try:
+    results = json.loads(path.read_text())
+  except (OSError, ValueError) as error:
+    raise ValueError(f"cannot read {path}: {type(error).__name__}") from error
+  if not isinstance(results, dict) or results.get("benchmark") != "vs_pytorch" or not (
+      isinstance(results.get("rows"), dict) and results["rows"]):
+    raise ValueError(f"{path} is not a vs_pytorch results file with rows")
+  return results
+
+
+def draw_figure(sources: Sequence[tuple[str, dict[str, Any]]]) -> Any:
+  """Grouped bars of train steps/s (log scale) per row: jaxgen, PyTorch eager and
+  torch.compile, one panel per results file (one run each, named in its title).
+
+  sources: (name, results) pairs; a row already drawn from an earlier source is
+  left out of later ones. Returns a matplotlib Figure (no pyplot, no GUI backend).
+  """
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+  panels, seen = [], set()
+  for name, results in sources:
+    rows = {row: r for row, r in results["rows"].items() if row not in seen}
+    seen.update(rows)
+    if rows:
+      panels.append((name, results, rows))
+  heights = [len(rows) + 1.2 for _, _, rows in panels]
+  fig = Figure(figsize=(7.5, 0.55 * sum(heights) + 0.9), dpi=80)
+  axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True,
+                      gridspec_kw={"height_ratios": heights})[:, 0]
+  width = 0.27
+  all_rates = [rate for _, _, rows in panels for r in rows.values()
+               for rate in r["steps_per_sec"].values()]
+  low, high = min(1.0, min(all_rates) / 2), max(all_rates) * 4  # room for the labels
+  for ax, (name, results, rows) in zip(axes, panels):
+    for i, (row, r) in enumerate(rows.items()):
+      rates = r["steps_per_sec"]
+      for j, impl in enumerate(IMPLEMENTATIONS):
+        y = i + (j - 1) * width
+        if impl not in rates:
+          ax.text(low * 1.1, y, f"{BAR_LABELS[impl]}: n/a "
+                  f"({'not run' if 'skipped' in str(r.get('torch_compile_error')) else 'failed'})",
+                  va="center", fontsize=6.5, color="0.35")
+          continue
+        ax.barh(y, rates[impl], height=width, color=BAR_COLOURS[impl],
+                label=BAR_LABELS[impl] if i == 0 else None)
+        text = f"{rates[impl]:.3g}"
+        if impl == "jaxgen":
+          text += f"  ({r['ratio']['jaxgen_over_eager']:.2f}x eager)"
+        ax.text(rates[impl] * 1.06, y, text, va="center", fontsize=6.5)
+    ax.set_yticks(range(len(rows)), [f"{row} ({r['batch_size']})" for row, r in rows.items()],
+                  fontsize=7.5)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    start, end = results.get("load_average_1min_start"), results.get("load_average_1min_end")
+    load = f", load {start:.1f} to {end:.1f}" if start is not None and end is not None else ""
+    ax.set_title(f"{name}: {results['machine']['date']}, {results['settings']['rounds']} "
+                 f"rounds, medians{load}", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+  axes[-1].legend(loc="center right", fontsize=7)
+  axes[-1].set_xlabel("train steps/s (log scale; longer is faster)", fontsize=8)
+  axes[-1].set_xlim(low, high)
+  fig.tight_layout()
+  return fig
+
+
+def write_figure(paths: Sequence[str | pathlib.Path], out: str | pathlib.Path) -> pathlib.Path:
+  """Draws `draw_figure` from saved results files into a small palette PNG at `out`."""
+  sources = []
+  for path in paths:
+    path = pathlib.Path(path).resolve()
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    sources.append((str(shown), read_results(path)))
+  out = pathlib.Path(out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  draw_figure(sources).savefig(out)
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  with Image.open(out) as image:   # a palette keeps it tens of KB
+    small = image.convert("RGB").quantize(colors=64)
+  small.save(out, optimize=True)
+  print(f"wrote {out}")
+  return out
+
+
+def figure_sources(written: pathlib.Path) -> list[pathlib.Path]:
+  """What a run that wrote `written` draws: both files docs/performance.md shows, in
+  its order, when `written` is one of them (the other one if it exists); else `written`."""
+  written = written.resolve()
+  standard = [p.resolve() for p in FIGURE_SOURCES]
+  if written not in standard:
+    return [written]
+  return [p for p in standard if p == written or p.is_file()]
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--rows", default=",".join(ROWS),
@@ -998,7 +1113,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument("--parity-only", action="store_true",
                       help="only build both sides of each row and check their parity")
   parser.add_argument("--out", default=None, help="default: benchmarks/results/vs_pytorch.json")
+  parser.add_argument("--figure", default=None,
+                      help="draw the bar chart here after the run (default: "
+                           "docs/figures/vs_pytorch.png, after a full run whose --out is "
+                           "one of the two files docs/performance.md shows)")
+  parser.add_argument("--figure-only", nargs="+", metavar="FILE", default=None,
+                      help="time nothing: draw the bar chart from saved results files "
+                           "(one panel each) into --figure")
   args = parser.parse_args(argv)
+  for path in args.figure_only or ():
+    try:
+      read_results(path)
+    except ValueError as error:
+      parser.error(str(error))
   unknown = [name for name in args.rows.split(",") if name not in ROWS]
   if unknown:
     parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
@@ -1011,6 +1138,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   args = parse_args(argv)
+  if args.figure_only:
+    return {"figure": str(write_figure(args.figure_only, args.figure or FIGURE))}
   # XLA sizes its CPU thread pool by the cores this process may run on, when
   # its backend starts (below, at the first jax call): fewer threads for
   # PyTorch means fewer cores for both.
@@ -1051,8 +1180,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   results["load_average_1min_end"] = os.getloadavg()[0]
   results["peak_rss_mib"] = common.peak_rss_mib()
   results["table"] = markdown_table(results["rows"])
-  common.write("vs_pytorch", results, args.out)
+  written = common.write("vs_pytorch", results, args.out)
   print(results["table"])
+  standard = written.resolve() in {p.resolve() for p in FIGURE_SOURCES}
+  figure = args.figure or (FIGURE if standard and not args.quick else None)
+  if figure:
+    results["figure"] = str(write_figure(figure_sources(written), figure))
   return results
 
 

@@ -1,7 +1,7 @@
 """InfoGAN on digits: the categorical code picks the digit, continuous codes vary style.
 
 Run:  python experiments/gan_infogan_digits.py [--quick] [--out runs/gan_infogan_digits]
-          [--data digits|mnist] [--steps N]
+          [--data digits|mnist] [--steps N] [--figures]
 
 Trains `infogan` (Chen et al. 2016: one 10-way categorical code, two U(-1, 1)
 continuous codes, the Q head on the discriminator's trunk, λ = 1 for the
@@ -21,6 +21,10 @@ and writes:
                               continuous code, the Spearman correlation of its
                               value with the ink, width and slant of the image
                               (z and the categorical code held fixed)
+
+With --figures also small copies of codes_c1.png and codes_c2.png for
+docs/gans.md in docs/figures/ (`--figures-dir`): infogan_<data>_codes_c1.png,
+infogan_<data>_codes_c2.png.
 """
 
 from __future__ import annotations
@@ -44,6 +48,15 @@ from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
 
 MNIST = "idx:../shared/data/mnist-t10k"
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
+
+
+def shrink_png(source: pathlib.Path, target: pathlib.Path, colours: int = 64) -> None:
+  """A palette copy of a PNG: the docs' copies stay tens of KB."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  target.parent.mkdir(parents=True, exist_ok=True)
+  with Image.open(source) as image:
+    image.convert("RGB").quantize(colors=colours).save(target, optimize=True)
 
 
 def shape_measures(images: np.ndarray, value_range) -> dict[str, np.ndarray]:
@@ -67,6 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--quick", action="store_true", help="tiny run for tests")
   parser.add_argument("--data", default="digits", choices=("digits", "mnist"))
   parser.add_argument("--steps", type=int, default=0, help="default 4000 (quick: 4)")
+  parser.add_argument("--figures", action="store_true",
+                      help="also write small copies of the code sweeps into --figures-dir")
+  parser.add_argument("--figures-dir", default=str(FIGURES))
   args = parser.parse_args(argv)
   out = pathlib.Path(args.out)
   steps = args.steps or (4 if args.quick else 4000)
@@ -165,6 +181,10 @@ def main(argv: list[str] | None = None) -> dict:
   for k, c in correlations.items():
     lines.append(f"| {k} | {c['ink']:+.2f} | {c['width']:+.2f} | {c['slant']:+.2f} |")
   (out / "results.md").write_text("\n".join(lines) + "\n")
+  if args.figures:
+    for k in range(continuous):
+      shrink_png(out / f"codes_c{k + 1}.png",
+                 pathlib.Path(args.figures_dir) / f"infogan_{args.data}_codes_c{k + 1}.png")
   print("\n".join(lines))
   return record
 

@@ -126,7 +126,8 @@ def test_quick_run_writes_both_rates_and_equal_parameter_counts(tmp_path):
       "--xla_force_host_platform_device_count=4", "")
   done = subprocess.run(
       [sys.executable, "benchmarks/vs_pytorch.py", "--quick", "--rows", "vae-mlp-digits",
-       "--no-compile", "--threads", "1", "--out", str(out)],
+       "--no-compile", "--threads", "1", "--out", str(out), "--figure",
+       str(tmp_path / "chart.png")],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads(out.read_text())
@@ -146,6 +147,9 @@ def test_quick_run_writes_both_rates_and_equal_parameter_counts(tmp_path):
   assert row["torch_compile_error"] == "skipped (--no-compile)"
   assert set(row["time_to_first_step_seconds"]) == {"jaxgen", "torch_eager"}
   assert "vae-mlp-digits (128)" in results["table"]
+  # The run drew its own file alone (not docs/performance.md's) where --figure said.
+  assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert f"wrote {tmp_path / 'chart.png'}" in done.stdout
 
 
 # ------------------------------------------------ the exact-likelihood rows

@@ -5,8 +5,17 @@ import json
 import numpy as np
 import pytest
 
+from PIL import Image
+
 from jaxgen.metrics.classifier_score import classifier_score, label_statistics
 from tests.helpers import load_experiment
+
+
+def _grid_pixels(rows, columns, side):
+  """(width, height) of jaxgen.viz.save_image_grid's PNG of rows x columns images."""
+  width, height = columns * (side + 1) + 1, rows * (side + 1) + 1
+  scale = max(1, 512 // width)
+  return width * scale, height * scale
 
 
 @pytest.mark.slow
@@ -54,13 +63,32 @@ def test_dcgan_digits_quick(tmp_path):
 
 
 @pytest.mark.slow
+def test_style_gan_digits_quick(tmp_path):
+  """The DCGAN protocol with the style generator (its decode needs a noise key)."""
+  records = load_experiment("gan_dcgan_digits").main(
+      ["--quick", "--architecture", "style", "--out", str(tmp_path), "--figures",
+       "--figures-dir", str(tmp_path / "f")])
+  digits = records["digits"]
+  assert digits["architecture"] == "style"
+  assert 1.0 <= digits["samples"]["classifier_score"] <= 10.0
+  for name in ("samples", "interpolation"):   # the docs copies, under the style name
+    assert 0 < (tmp_path / "f" / f"stylegan_digits_{name}.png").stat().st_size < 100 * 2**10
+  assert not list((tmp_path / "f").glob("dcgan_*"))
+
+
+@pytest.mark.slow
 def test_infogan_quick(tmp_path):
-  record = load_experiment("gan_infogan_digits").main(["--quick", "--out", str(tmp_path)])
+  record = load_experiment("gan_infogan_digits").main(
+      ["--quick", "--out", str(tmp_path), "--figures", "--figures-dir", str(tmp_path / "f")])
   assert len(record["categorical_to_digit"]) == 10 and 1 <= record["distinct_digits"] <= 10
   assert set(record["continuous_code_spearman"]) == {"c1", "c2"}
   assert 0 <= record["q_categorical_error"] <= 1
   for name in ("codes_c1.png", "codes_c2.png", "results.md"):
     assert (tmp_path / name).stat().st_size > 0, name
+  for k in (1, 2):   # the docs copies: 10 categorical rows x 9 values of c_k, small
+    with Image.open(tmp_path / "f" / f"infogan_digits_codes_c{k}.png") as image:
+      assert image.mode == "P" and image.size == _grid_pixels(rows=10, columns=9, side=8)
+    assert (tmp_path / "f" / f"infogan_digits_codes_c{k}.png").stat().st_size < 100 * 2**10
 
 
 @pytest.mark.slow
