@@ -382,15 +382,13 @@ def _sample(args: argparse.Namespace) -> int:
     return _complete(args, out)
   conditioning = _labels(args)
   num = 64 if args.num is None else args.num
-  if args.source:
-    conditioning["source"] = api.read_source_file(args.source)[:args.num]
-    num = len(conditioning["source"])
-  if args.low_res:
-    low_res, _ = api.read_completion_file(args.low_res)
-    if args.num is not None and args.num < 1:
-      raise ConfigError(f"--num must be at least 1, got {args.num}")
-    conditioning["low_res"] = low_res = low_res[:args.num] if args.num else low_res
-    num = len(low_res)
+  if args.num is not None and args.num < 1:
+    raise ConfigError(f"--num must be at least 1, got {args.num}")
+  # Image inputs: read and checked before the run is loaded; --num keeps the first N.
+  for name, read in (("source", api.read_source_file), ("low_res", api.read_low_res_file)):
+    if getattr(args, name):
+      conditioning[name] = read(getattr(args, name))[:args.num]
+      num = len(conditioning[name])
   run = api.load(args.workdir, args.step)
   samples = api.sample(run, num=num, seed=args.seed, replica=args.replica,
                        overrides=args.overrides, **conditioning)

@@ -128,7 +128,7 @@ def test_cli_train_eval_and_sample_from_given_sources(trained, tmp_path, capsys)
   np.savez(tmp_path / "wrong.npz", source=np.zeros((2, 4, 4, 1), np.float32))
   capsys.readouterr()
   for path, fragment in [(tmp_path / "wrong.npz", "source= must hold 2 images of shape"),
-                         (tmp_path / "none.npz", "--source: cannot read")]:
+                         (tmp_path / "none.npz", "source file")]:
     code = cli.main(["sample", "--workdir", str(trained), "--source", str(path),
                      "--out", str(out)])
     err = capsys.readouterr().err
