@@ -10,11 +10,10 @@ import pytest
 
 import jaxgen
 from jaxgen import cli
-from jaxgen import config as config_lib
 from jaxgen import data as data_lib
 from jaxgen import registry
-from jaxgen.errors import ConfigError
-from tests.helpers import assert_trees_close, assert_trees_equal
+from tests.helpers import (assert_trees_close, assert_trees_equal, config_error, full_state,
+                           tiny_config)
 
 TINY = ["model.generator_channels=(8, 8, 8)", "model.discriminator_channels=(8, 8)",
         "data.batch_size=16", "data.max_examples=160", "train.progress=False",
@@ -23,12 +22,7 @@ TINY = ["model.generator_channels=(8, 8, 8)", "model.discriminator_channels=(8, 
 
 
 def tiny(steps=4, overrides=(), **train):
-  config = config_lib.get_config("pix2pix", "digits")
-  config_lib.apply_overrides(config, TINY + list(overrides))
-  config.train.steps = steps
-  for key, value in train.items():
-    config.train[key] = value
-  return config
+  return tiny_config("pix2pix", "digits", TINY, overrides, steps, **train)
 
 
 def _step_once(overrides):
@@ -60,17 +54,12 @@ def test_one_step_updates_both_players_and_the_l1_only_ablation_leaves_d_alone()
                      jax.device_get(state.opt_state["discriminator"]))
 
 
-def _state(result):
-  s = result.state
-  return jax.device_get((s.step, s.params, s.opt_state, s.model_state, s.key))
-
-
 @pytest.mark.slow
 def test_resume_is_bit_exact(tmp_path):
   uninterrupted = jaxgen.fit(tiny(4))
   for steps in (2, 4):
     resumed = jaxgen.fit(tiny(steps), workdir=tmp_path / "run", resume=steps > 2)
-  assert_trees_equal(_state(resumed), _state(uninterrupted))
+  assert_trees_equal(full_state(resumed), full_state(uninterrupted))
 
 
 @pytest.mark.slow
@@ -142,7 +131,4 @@ def test_cli_train_eval_and_sample_from_given_sources(trained, tmp_path, capsys)
     (["model.generator_channels=(8,)"], "at least 2 levels"),
 ])
 def test_bad_settings_are_one_line_errors(overrides, fragment):
-  config = tiny(overrides=overrides)
-  with pytest.raises(ConfigError, match=fragment) as info:
-    registry.get("pix2pix").make(config, data_lib.from_config(config.data).spec)
-  assert "\n" not in str(info.value)
+  assert fragment in config_error(tiny(overrides=overrides))
