@@ -86,13 +86,13 @@ def fixed_keys(seeds: list[int], salt: int, multi: bool) -> jax.Array:
 
 
 def split_batch(dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
-  """The whole training split as one batch {"x", "label"?} (`init_data="split"`).
+  """The whole training split as one batch {"x", "label"?, "source"?}
+  (`init_data="split"`; "source" for paired data).
 
-  Fixed order and fixed transforms (`data.eval_arrays`), so every process,
+  Fixed order and fixed transforms (`data.eval_split`), so every process,
   device count and seed sees the same arrays.
   """
-  x, labels = data_lib.eval_arrays(dataset, "train")
-  return {"x": x} if labels is None else {"x": x, "label": labels}
+  return data_lib.eval_split(dataset, "train")
 
 
 def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

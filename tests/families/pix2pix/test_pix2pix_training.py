@@ -124,6 +124,34 @@ def test_cli_train_eval_and_sample_from_given_sources(trained, tmp_path, capsys)
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.slow
+def test_eval_on_each_split_of_a_paired_file_is_the_l1_of_its_translations(tmp_path):
+  """`jaxgen.evaluate` on the train and test splits of an npz file with sources:
+  with dropout off at test time, l1 is mean |G(source_i) - x_i| over the split's
+  examples (the sources read by `data.eval_split`), the last batch padded."""
+  rng = np.random.default_rng(0)
+  arrays = {f"{key}_{split}": rng.integers(0, 256, (count, 8, 8, 1)).astype(np.uint8)
+            for split, count in (("train", 24), ("test", 11)) for key in ("x", "source")}
+  np.savez(tmp_path / "pairs.npz", **arrays)
+  config = tiny_config("pix2pix", f"npz:{tmp_path / 'pairs.npz'}", TINY,
+                       ["model.sample_dropout=False", "data.max_examples=0",
+                        "data.batch_size=8", "train.eval_batch_size=4"], steps=1)
+  workdir = tmp_path / "run"
+  jaxgen.fit(config, workdir=workdir)
+  run = jaxgen.load(workdir)
+  for split, count in (("train", 24), ("test", 11)):
+    whole = data_lib.eval_split(data_lib.from_config(run.config.data), split)
+    assert whole["source"].shape == (count, 8, 8, 1) and "label" not in whole
+    np.testing.assert_allclose(whole["source"],
+                               arrays[f"source_{split}"].astype(np.float64) / 127.5 - 1,
+                               atol=1e-6)
+    translated = jaxgen.sample(run, num=count, source=whole["source"])
+    expected = np.mean(np.abs(translated - whole["x"]))
+    result = jaxgen.evaluate(run, split=split, save=False, progress=False)
+    assert result["protocol"]["split"] == split
+    assert result["metrics"]["l1"] == pytest.approx(float(expected), rel=1e-5)
+
+
 @pytest.mark.parametrize("overrides,fragment", [
     (["data.pair=none"], "pix2pix needs paired data"),
     (["model.norm=group"], "model.norm"),
