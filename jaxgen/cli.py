@@ -41,7 +41,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from jaxgen.errors import NonFiniteError, UserError  # noqa: E402 pylint: disable=wrong-import-position
+from jaxgen.errors import NonFiniteError, TrainingInterrupted, UserError  # noqa: E402 pylint: disable=wrong-import-position
 
 
 def _step(text: str) -> int | str:
@@ -304,13 +304,17 @@ def _train(args: argparse.Namespace) -> int:
   if args.no_progress:
     config.train.progress = False
   workdir = args.workdir or _default_workdir(config.method, config.data.name)
-  result = api.fit(config, workdir=workdir, resume=args.resume,
-                   overwrite=args.overwrite)
+  try:
+    result = api.fit(config, workdir=workdir, resume=args.resume,
+                     overwrite=args.overwrite)
+  except TrainingInterrupted as stopped:
+    # The loop has printed the step it stopped at and that it saved it.
+    if parallel.is_main_process():
+      print(f"workdir: {stopped.workdir}")
+    return stopped.exit_code
   main = parallel.is_main_process()   # process 0 reports
   if main:
     print(f"workdir: {result.workdir}")
-  if result.status == "interrupted":
-    return 128 + result.stop_signal
   if not main:
     return 0
   if result.metrics.get("eval"):
