@@ -243,6 +243,7 @@ print("went on as if training had finished")
 """
 
 
+@pytest.mark.slow   # a subprocess that imports jax and trains until the signal
 def test_a_signal_during_the_api_fit_raises_after_saving(tmp_path):
   workdir = tmp_path / "run"
   env = dict(os.environ, PYTHONPATH=str(REPO))
