@@ -66,6 +66,9 @@ def train(method: str | None = None, *, data: str | None = None,
     resume, overwrite: see `fit`. With `resume` on a workdir that holds a run,
       the run's own config is used (`resume_config`): the other arguments may
       be left out, and those given must agree with it.
+
+  Raises jaxgen.errors.TrainingInterrupted, as `fit` does, when SIGTERM/SIGINT
+  stopped the run (after saving its checkpoint).
   """
   if resume and workdir is not None and has_run(workdir):
     cfg = resume_config(workdir, method=method, data=data, config=config,
