@@ -66,6 +66,9 @@ def train(method: str | None = None, *, data: str | None = None,
     resume, overwrite: see `fit`. With `resume` on a workdir that holds a run,
       the run's own config is used (`resume_config`): the other arguments may
       be left out, and those given must agree with it.
+
+  Raises jaxgen.errors.TrainingInterrupted, as `fit` does, when SIGTERM/SIGINT
+  stopped the run (after saving its checkpoint).
   """
   if resume and workdir is not None and has_run(workdir):
     cfg = resume_config(workdir, method=method, data=data, config=config,
@@ -323,24 +326,46 @@ def read_completion_file(path: str | pathlib.Path) -> tuple[np.ndarray, np.ndarr
   return contents["x"], contents.get("mask")
 
 
-def read_source_file(path: str | pathlib.Path) -> np.ndarray:
-  """The source images of `jaxgen sample --source FILE.npz`: array 'source' (or 'x')."""
-  try:
-    with np.load(pathlib.Path(path), allow_pickle=False) as contents:
-      arrays = {k: np.asarray(contents[k]) for k in ("source", "x") if k in contents.files}
-      names = sorted(contents.files)
-  except (OSError, ValueError) as e:
-    raise ConfigError(f"--source: cannot read {str(path)!r}: {e}") from None
-  if not arrays:
-    raise ConfigError(f"--source {str(path)!r} holds {names}; expected an array "
-                      "'source' (or 'x') of images")
-  images = np.asarray(arrays.get("source", arrays.get("x")), np.float32)
+def _read_image_array(path: str | pathlib.Path, what: str, keys: tuple[str, ...]
+                      ) -> np.ndarray:
+  """The first of `keys` in the .npz file at `path`, checked as images [N, H, W, C]
+  (grey [N, H, W] gets a channel axis) of finite numbers; float32.
+
+  Read by the shared safe reader (nothing is unpickled); every error is one
+  line that names the file as `what` ("source file", "low-res file").
+  """
+  contents = _npz.read(path, what)
+  shown = f"{what} {str(path)!r}"
+  key = next((k for k in keys if k in contents), None)
+  if key is None:
+    wanted = " or ".join(repr(k) for k in keys)
+    raise ConfigError(f"{shown} holds no array {wanted} (images [N, H, W, C]); it "
+                      f"holds: {choices(sorted(contents)) or 'nothing'}")
+  images = contents[key]
+  if images.dtype.kind not in "fiub":
+    raise ConfigError(f"{shown}: array {key!r} must hold numbers, got dtype {images.dtype}")
   if images.ndim == 3:
     images = images[..., None]
   if images.ndim != 4 or not len(images):
-    raise ConfigError(f"--source {str(path)!r}: expected images [N, H, W(, C)], got "
-                      f"shape {images.shape}")
+    raise ConfigError(f"{shown}: array {key!r} must be images [N, H, W(, C)] with N >= 1, "
+                      f"got shape {list(contents[key].shape)}")
+  images = images.astype(np.float32)
+  if not np.all(np.isfinite(images)):
+    raise ConfigError(f"{shown}: array {key!r} holds {int(np.sum(~np.isfinite(images)))} "
+                      "non-finite value(s) (NaN or Inf)")
   return images
+
+
+def read_source_file(path: str | pathlib.Path) -> np.ndarray:
+  """The source images of `jaxgen sample --source FILE.npz` (pix2pix): array
+  'source' (or 'x'), [N, H, W, C] float32."""
+  return _read_image_array(path, "source file", ("source", "x"))
+
+
+def read_low_res_file(path: str | pathlib.Path) -> np.ndarray:
+  """The low-resolution images of `jaxgen sample --low-res FILE.npz` (srgan):
+  array 'x', [N, H/s, W/s, C] float32."""
+  return _read_image_array(path, "low-res file", ("x",))
 
 
 def _completion_inputs(spec: Any, images: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:

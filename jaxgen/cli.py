@@ -41,7 +41,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from jaxgen.errors import NonFiniteError, UserError  # noqa: E402 pylint: disable=wrong-import-position
+from jaxgen.errors import NonFiniteError, TrainingInterrupted, UserError  # noqa: E402 pylint: disable=wrong-import-position
 
 
 def _step(text: str) -> int | str:
@@ -304,13 +304,17 @@ def _train(args: argparse.Namespace) -> int:
   if args.no_progress:
     config.train.progress = False
   workdir = args.workdir or _default_workdir(config.method, config.data.name)
-  result = api.fit(config, workdir=workdir, resume=args.resume,
-                   overwrite=args.overwrite)
+  try:
+    result = api.fit(config, workdir=workdir, resume=args.resume,
+                     overwrite=args.overwrite)
+  except TrainingInterrupted as stopped:
+    # The loop has printed the step it stopped at and that it saved it.
+    if parallel.is_main_process():
+      print(f"workdir: {stopped.workdir}")
+    return stopped.exit_code
   main = parallel.is_main_process()   # process 0 reports
   if main:
     print(f"workdir: {result.workdir}")
-  if result.status == "interrupted":
-    return 128 + result.stop_signal
   if not main:
     return 0
   if result.metrics.get("eval"):
@@ -382,15 +386,13 @@ def _sample(args: argparse.Namespace) -> int:
     return _complete(args, out)
   conditioning = _labels(args)
   num = 64 if args.num is None else args.num
-  if args.source:
-    conditioning["source"] = api.read_source_file(args.source)[:args.num]
-    num = len(conditioning["source"])
-  if args.low_res:
-    low_res, _ = api.read_completion_file(args.low_res)
-    if args.num is not None and args.num < 1:
-      raise ConfigError(f"--num must be at least 1, got {args.num}")
-    conditioning["low_res"] = low_res = low_res[:args.num] if args.num else low_res
-    num = len(low_res)
+  if args.num is not None and args.num < 1:
+    raise ConfigError(f"--num must be at least 1, got {args.num}")
+  # Image inputs: read and checked before the run is loaded; --num keeps the first N.
+  for name, read in (("source", api.read_source_file), ("low_res", api.read_low_res_file)):
+    if getattr(args, name):
+      conditioning[name] = read(getattr(args, name))[:args.num]
+      num = len(conditioning[name])
   run = api.load(args.workdir, args.step)
   samples = api.sample(run, num=num, seed=args.seed, replica=args.replica,
                        overrides=args.overrides, **conditioning)

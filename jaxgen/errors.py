@@ -7,6 +7,7 @@ run and keeps its traceback.
 
 from __future__ import annotations
 
+import signal as signal_lib
 from collections.abc import Iterable
 
 
@@ -32,6 +33,38 @@ class NonFiniteError(RuntimeError):
   """The loss or a metric became NaN/Inf; the run stopped without saving it."""
 
   exit_code = 1
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+  """SIGTERM or SIGINT stopped `jaxgen.fit`/`jaxgen.train` before train.steps.
+
+  Raised after the checkpoint of the step it stopped at is committed (for a run
+  with a workdir), so `resume=True` continues bit-exactly. A KeyboardInterrupt,
+  so that a script's `except Exception` does not swallow it and an uncaught one
+  ends the script (traceback, failing status) instead of it going on as if
+  training had finished. The CLI exits with `exit_code` (128 + the signal number).
+
+  Attributes:
+    signal: the signal number (signal.SIGTERM or signal.SIGINT).
+    step: the last step taken (and saved).
+    workdir: the run directory, or None for an in-memory run.
+    result: the RunResult at that step (status "interrupted").
+  """
+
+  def __init__(self, signal: int, step: int, workdir: object = None,
+               result: object = None):
+    self.signal, self.step, self.workdir, self.result = int(signal), int(step), workdir, result
+    name = signal_lib.Signals(self.signal).name
+    where = (f"checkpoint saved in {workdir}; continue with resume=True"
+             if workdir is not None else "an in-memory run: nothing was saved")
+    super().__init__(f"training stopped by {name} at step {self.step}; {where}")
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + self.signal
+
+  def __reduce__(self):
+    return (type(self), (self.signal, self.step, self.workdir))   # not the RunResult (device arrays)
 
 
 def choices(valid: Iterable[object]) -> str:

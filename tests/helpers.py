@@ -6,8 +6,12 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from jaxgen import config as config_lib
+from jaxgen import data as data_lib
+from jaxgen import registry
+from jaxgen.errors import ConfigError
 
 
 def tiny_vae(steps=6, **train):
@@ -20,6 +24,32 @@ def tiny_vae(steps=6, **train):
   for key, value in train.items():
     config.train[key] = value
   return config
+
+
+def tiny_config(method, data, base=(), overrides=(), steps=4, **train):
+  """`method`'s config on `data` with `base` then `overrides` applied, train.steps
+  = `steps` and `train` keys set (the tiny configs of the family tests)."""
+  config = config_lib.get_config(method, data)
+  config_lib.apply_overrides(config, list(base) + list(overrides))
+  config.train.steps = steps
+  for key, value in train.items():
+    config.train[key] = value
+  return config
+
+
+def full_state(result):
+  """Everything a resumed run must reproduce bit for bit, on the host."""
+  s = result.state
+  return jax.device_get((s.step, s.params, s.opt_state, s.model_state, s.key))
+
+
+def config_error(config) -> str:
+  """The ConfigError that making `config`'s method on its data raises; one line."""
+  spec = data_lib.from_config(config.data).spec
+  with pytest.raises(ConfigError) as error:
+    registry.get(config.method).make(config, spec)
+  assert "\n" not in str(error.value), str(error.value)
+  return str(error.value)
 
 
 def params_of(result, replica=None):

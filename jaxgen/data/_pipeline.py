@@ -390,20 +390,33 @@ def eval_batches(dataset: Dataset, split: str = "test", batch_size: int = 128,
                         options.crop, crop_seed, dataset.spec.pair)
 
 
+def eval_split(dataset: Dataset, split: str = "test",
+               batch_size: int = 1024) -> dict[str, np.ndarray]:
+  """The whole split as one batch {"x", "label"?, "source"?}, as `eval_batches`
+  gives it (same order, same fixed transforms), without the padding or "mask".
+
+  "source" is there for paired data (pix2pix: `data.pair`, an npz `source`,
+  `pairs:`), so that a batch of the split can be fed to a paired method.
+  """
+  parts: dict[str, list[np.ndarray]] = {}
+  for batch in eval_batches(dataset, split=split, batch_size=batch_size):
+    keep = batch["mask"] > 0
+    for key, value in batch.items():
+      if key != "mask":
+        parts.setdefault(key, []).append(value[keep])
+  return {key: np.concatenate(values) for key, values in parts.items()}
+
+
 def eval_arrays(dataset: Dataset, split: str = "test",
                 batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
   """The whole split as two arrays (x, labels), as `eval_batches` gives it.
 
   Same order and the same fixed transforms; labels are None for unlabelled data.
-  For experiment scripts that hand a split to scikit-learn or plot it.
+  For experiment scripts that hand a split to scikit-learn or plot it; paired
+  data's sources: `eval_split`.
   """
-  xs, labels = [], []
-  for batch in eval_batches(dataset, split=split, batch_size=batch_size):
-    keep = batch["mask"] > 0
-    xs.append(batch["x"][keep])
-    if "label" in batch:
-      labels.append(batch["label"][keep])
-  return np.concatenate(xs), (np.concatenate(labels) if labels else None)
+  arrays = eval_split(dataset, split, batch_size)
+  return arrays["x"], arrays.get("label")
 
 
 def _eval_iterator(data: Split, transform: Transform, batch_size: int, rows: slice,

@@ -39,7 +39,8 @@ from jaxgen.engine import logs
 from jaxgen.engine import parallel
 from jaxgen.engine import runs
 from jaxgen.engine import workdir as workdir_lib
-from jaxgen.errors import ConfigError, NonFiniteError, UserError, WorkdirError, choices
+from jaxgen.errors import (ConfigError, NonFiniteError, TrainingInterrupted, UserError,
+                           WorkdirError, choices)
 from jaxgen.metrics import sample_metrics
 
 # Salt of the fixed key of sample grids and reconstructions, so that it never
@@ -64,7 +65,8 @@ class RunResult:
     history: every record written to metrics.jsonl.
     method, config, spec: the method, effective config and data spec.
     workdir: the run directory, or None for an in-memory run.
-    status: "completed" or "interrupted".
+    status: "completed", or "interrupted" in the result a TrainingInterrupted
+      carries (`fit` raises it when a signal stopped the run).
     stop_signal: the signal number that interrupted the run, else None.
   """
 
@@ -86,13 +88,13 @@ def fixed_keys(seeds: list[int], salt: int, multi: bool) -> jax.Array:
 
 
 def split_batch(dataset: data_lib.Dataset) -> dict[str, np.ndarray]:
-  """The whole training split as one batch {"x", "label"?} (`init_data="split"`).
+  """The whole training split as one batch {"x", "label"?, "source"?}
+  (`init_data="split"`; "source" for paired data).
 
-  Fixed order and fixed transforms (`data.eval_arrays`), so every process,
+  Fixed order and fixed transforms (`data.eval_split`), so every process,
   device count and seed sees the same arrays.
   """
-  x, labels = data_lib.eval_arrays(dataset, "train")
-  return {"x": x} if labels is None else {"x": x, "label": labels}
+  return data_lib.eval_split(dataset, "train")
 
 
 def _stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -756,17 +758,28 @@ def fit(config: ml_collections.ConfigDict, *, workdir: str | pathlib.Path | None
       fresh when there is none).
     overwrite: replace a run already in `workdir`.
 
-  Returns a RunResult. A run stopped by SIGTERM/SIGINT returns normally with
-  `status == "interrupted"` (and `stop_signal` set) after saving a checkpoint:
-  scripts that go on to use the state should check the status.
-  Raises NonFiniteError when a metric becomes NaN/Inf (train.on_nonfinite="stop").
+  Returns a RunResult of the completed run.
+  Raises TrainingInterrupted (a KeyboardInterrupt) when SIGTERM/SIGINT stopped
+  the run, after the checkpoint of the step it stopped at is saved: it names
+  the step and holds the RunResult (`error.result`), so a script never goes on
+  as if training had finished. Raises NonFiniteError when a metric becomes
+  NaN/Inf (train.on_nonfinite="stop").
   """
   try:
     trainer = Trainer(config, workdir, resume, overwrite)
-    return trainer.run()
+    result = trainer.run()
   finally:
     if workdir is not None:
       workdir_lib.unlock(workdir)
+  if result.status == "interrupted":
+    raise TrainingInterrupted(result.stop_signal, _step_of(result.state),
+                              result.workdir, result)
+  return result
+
+
+def _step_of(state: TrainState) -> int:
+  """The step of a state (the first replica's for multi-seed runs)."""
+  return int(np.asarray(jax.device_get(state.step)).reshape(-1)[0])
 
 
 def iterate_records(path: str | pathlib.Path) -> Iterator[dict[str, Any]]:

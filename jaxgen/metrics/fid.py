@@ -8,6 +8,15 @@ covariances when the product's square root is not finite, and a small imaginary
 part of the result dropped (an error when a diagonal entry's imaginary part
 exceeds 1e-3).
 
+A singular product (features that are constant in some direction: dead units,
+a collapsed generator) is common. scipy >= 1.16 then warns "Matrix is singular.
+The result might be inaccurate..." (`LinAlgWarning`) and still returns a root,
+where the scipy pytorch-fid was written against returned NaN. That warning is
+caught here: the root is checked (‖X X − Σ1 Σ2‖_F against ‖Σ1 Σ2‖_F) and kept
+when it is a square root, as pytorch-fid keeps a finite one; when it is not (or
+is not finite), pytorch-fid's remedy, the `eps * I` offset, is taken. Neither
+case warns the user; only a product that the offset does not fix does.
+
 Evaluation-time code on the host: NumPy/SciPy, never traced.
 """
 
@@ -40,10 +49,36 @@ def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return mu, sigma
 
 
-def _sqrtm_product(sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
-  # scipy >= 1.16 deprecates `disp`; the result is the same matrix as
-  # pytorch-fid's `sqrtm(..., disp=False)[0]`.
-  return scipy.linalg.sqrtm(sigma1 @ sigma2)
+# Largest relative residual ‖X X − A‖_F / ‖A‖_F of a root X of A = Σ1 Σ2 that
+# scipy flagged (singular or ill-conditioned) and that is still kept.
+ROOT_TOLERANCE = 1e-8
+
+
+def _sqrtm(product: np.ndarray) -> tuple[np.ndarray, bool]:
+  """(sqrtm(product), whether it is a usable square root of it).
+
+  A root scipy flags with its LinAlgWarning (singular, ill-conditioned) is
+  usable when it is finite and squares back to `product` (ROOT_TOLERANCE);
+  the warning itself is caught, other warnings pass.
+  """
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
+    # scipy >= 1.16 deprecates `disp`; the result is the same matrix as
+    # pytorch-fid's `sqrtm(..., disp=False)[0]`.
+    root = scipy.linalg.sqrtm(product)
+  flagged = False
+  for warning in caught:
+    if issubclass(warning.category, scipy.linalg.LinAlgWarning):
+      flagged = True
+    else:
+      warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                             warning.lineno)
+  if not np.isfinite(root).all():
+    return root, False
+  if flagged:
+    residual = np.linalg.norm(root @ root - product)
+    return root, bool(residual <= ROOT_TOLERANCE * np.linalg.norm(product))
+  return root, True
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
@@ -54,7 +89,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     mu1, mu2: [d] means.
     sigma1, sigma2: [d, d] covariances (symmetric positive semi-definite).
     eps: added to both covariances' diagonals when sqrtm(sigma1 @ sigma2) is not
-      finite (a singular product), as pytorch-fid does.
+      finite (a singular product), as pytorch-fid does, or is no square root of
+      the product (see the module docstring).
 
   Returns:
     The squared Fréchet distance, a float (>= 0 up to rounding).
@@ -74,13 +110,16 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     raise ValueError(f"covariances must both be [{d}, {d}]; got {sigma1.shape} and "
                      f"{sigma2.shape}")
   diff = mu1 - mu2
-  covmean = _sqrtm_product(sigma1, sigma2)
-  if not np.isfinite(covmean).all():
-    # pytorch-fid prints this; a warning lets callers filter or record it.
-    warnings.warn(f"FID: sqrtm(sigma1 @ sigma2) is not finite (a singular product); adding "
-                  f"{eps} to the diagonal of both covariances", RuntimeWarning, stacklevel=2)
+  covmean, usable = _sqrtm(sigma1 @ sigma2)
+  if not usable:
+    # pytorch-fid's remedy for a singular product (it prints a note; the offset
+    # is the documented behaviour, so no warning here).
     offset = np.eye(d) * eps
-    covmean = _sqrtm_product(sigma1 + offset, sigma2 + offset)
+    covmean, usable = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if not usable:
+      warnings.warn(f"FID: sqrtm(sigma1 @ sigma2) is no square root even with {eps} added "
+                    "to both covariances' diagonals; the value is inaccurate",
+                    RuntimeWarning, stacklevel=2)
   if np.iscomplexobj(covmean):
     if not np.allclose(np.diagonal(covmean).imag, 0, atol=IMAGINARY_TOLERANCE):
       raise ValueError(f"sqrtm(sigma1 @ sigma2) has an imaginary component of "

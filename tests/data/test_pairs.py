@@ -90,6 +90,30 @@ def test_npz_pairs_stay_aligned_through_shuffling_sharding_seeds_and_resume(tmp_
     np.testing.assert_array_equal(*_ids(batch))
 
 
+def test_eval_split_and_split_batch_keep_the_sources(tmp_path):
+  from jaxgen.engine import loop  # pylint: disable=import-outside-toplevel
+  ds = data_lib.load_dataset(f"npz:{_paired_npz(tmp_path / 'pairs.npz')}")
+  for split in ("train", "test"):
+    whole = data_lib.eval_split(ds, split, batch_size=3)   # the last batch padded
+    assert set(whole) == {"x", "source", "label"}
+    assert len(whole["x"]) == len(whole["source"]) == len(ds.split(split))
+    np.testing.assert_array_equal(*_ids(whole))            # every pair aligned
+    batches = list(data_lib.eval_batches(ds, split, batch_size=7))
+    for key in whole:
+      np.testing.assert_array_equal(
+          whole[key], np.concatenate([b[key][b["mask"] > 0] for b in batches]))
+    x, labels = data_lib.eval_arrays(ds, split)
+    np.testing.assert_array_equal(x, whole["x"])
+    np.testing.assert_array_equal(labels, whole["label"])
+  train = loop.split_batch(ds)
+  for key in ("x", "source", "label"):
+    np.testing.assert_array_equal(train[key], data_lib.eval_split(ds, "train")[key])
+  derived = data_lib.load_dataset("digits", pair="edges", labels=False)
+  whole = data_lib.eval_split(derived, "test")
+  assert set(whole) == {"x", "source"}
+  np.testing.assert_allclose(whole["source"], _pairs.sobel_edges(whole["x"]), atol=1e-6)
+
+
 def test_image_folder_pairs_are_matched_by_name(tmp_path):
   rng = np.random.default_rng(2)
   for folder in ("a", "b"):

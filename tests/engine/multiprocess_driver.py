@@ -78,7 +78,7 @@ def main(root: str) -> None:
   import jax  # pylint: disable=import-outside-toplevel
   import jaxgen  # pylint: disable=import-outside-toplevel
   from jaxgen.engine import parallel  # pylint: disable=import-outside-toplevel
-  from jaxgen.errors import WorkdirError  # pylint: disable=import-outside-toplevel
+  from jaxgen.errors import TrainingInterrupted, WorkdirError  # pylint: disable=import-outside-toplevel
   assert parallel.maybe_initialize_distributed(), "not started by jaxgen launch"
   imported = time.perf_counter() - started
   root = pathlib.Path(root)
@@ -108,9 +108,14 @@ def main(root: str) -> None:
 
   if jax.process_index() == 0:
     _signal_self_after(root / "vae_signalled" / "metrics.jsonl", 2)
-  stopped = jaxgen.fit(runs["vae"], workdir=root / "vae_signalled")
-  report["vae_signalled"] = {"status": stopped.status, "signal": stopped.stop_signal,
-                             "step": int(jax.device_get(stopped.state.step))}
+  try:
+    jaxgen.fit(runs["vae"], workdir=root / "vae_signalled")
+    report["vae_signalled"] = {"status": "completed"}
+  except TrainingInterrupted as error:   # every process raises it, at the same step
+    stopped = error.result
+    report["vae_signalled"] = {"status": stopped.status, "signal": error.signal,
+                               "step": int(jax.device_get(stopped.state.step)),
+                               "error_step": error.step}
   lap("vae_signalled")
   jaxgen.fit(runs["vae"], workdir=root / "vae_signalled", resume=True)
   lap("vae_resumed")

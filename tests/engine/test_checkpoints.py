@@ -219,6 +219,56 @@ def test_a_signal_saves_and_resume_is_bitwise_exact(tmp_path, signum):
   assert_trees_equal(params_of(straight), params_of(resumed))
 
 
+# A script that trains through the Python API until a signal stops it. It
+# reports what `fit` raised, then lets it propagate: nothing after `fit` runs,
+# and `except Exception` does not swallow it.
+_API_SCRIPT = """
+import json, sys
+import jaxgen
+from tests.helpers import tiny_vae
+config = tiny_vae(steps=1_000_000, log_every=5, checkpoint_every=0, sample_every=0)
+try:
+  try:
+    jaxgen.fit(config, workdir=sys.argv[1])
+  except Exception:
+    print("swallowed by except Exception")
+except KeyboardInterrupt as error:
+  print(json.dumps({"type": type(error).__name__, "step": error.step,
+                    "signal": error.signal, "workdir": str(error.workdir),
+                    "status": error.result.status,
+                    "state_step": int(error.result.state.step), "message": str(error)}),
+        flush=True)
+  raise
+print("went on as if training had finished")
+"""
+
+
+@pytest.mark.slow   # a subprocess that imports jax and trains until the signal
+def test_a_signal_during_the_api_fit_raises_after_saving(tmp_path):
+  workdir = tmp_path / "run"
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  process = subprocess.Popen([sys.executable, "-c", _API_SCRIPT, str(workdir)], cwd=REPO,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+  _wait_for_training(workdir, process)
+  process.send_signal(signal.SIGTERM)
+  stdout, stderr = process.communicate(timeout=120)
+  lines = stdout.strip().splitlines()
+  assert len(lines) == 1, (stdout, stderr)   # neither "swallowed" nor "went on"
+  raised = json.loads(lines[0])
+  saved = Checkpointer(workdir / "checkpoints").latest_step()
+  assert raised["type"] == "TrainingInterrupted" and raised["signal"] == signal.SIGTERM
+  assert raised["status"] == "interrupted" and raised["workdir"] == str(workdir)
+  assert saved is not None and saved >= 10
+  assert raised["step"] == raised["state_step"] == saved
+  assert raised["message"] == (f"training stopped by SIGTERM at step {saved}; checkpoint "
+                               f"saved in {workdir}; continue with resume=True")
+  # Uncaught, it ends the script with its traceback and a failing status.
+  assert process.returncode != 0, stderr
+  assert stderr.strip().splitlines()[-1] == (
+      f"jaxgen.errors.TrainingInterrupted: {raised['message']}")
+
+
 def test_saving_small_replicated_arrays_compiles_nothing(tmp_path, caplog):
   """Orbax's replica-parallel save would compile a slicing program per array
   shape (seconds per fit); small arrays are written by one replica instead,

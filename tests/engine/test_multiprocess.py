@@ -113,6 +113,7 @@ def test_two_processes_match_one_process_and_resume_bitwise(two_processes):
     stopped = report["vae_signalled"]
     assert stopped["status"] == "interrupted" and stopped["signal"] == signal.SIGTERM
     assert 0 < stopped["step"] < configs["vae"].train.steps
+    assert stopped["error_step"] == stopped["step"]
     assert stopped["step"] % 8 == 0
   assert reports[0]["vae_signalled"]["step"] == reports[1]["vae_signalled"]["step"]
   assert_trees_equal(_params(root / "vae_signalled"), _params(root / "vae"))

@@ -1,7 +1,10 @@
 """FID: oracles from the closed form of the Fréchet distance between Gaussians."""
 
+import warnings
+
 import numpy as np
 import pytest
+import scipy.linalg
 
 from jaxgen.metrics import fid
 
@@ -119,28 +122,6 @@ def test_large_imaginary_part_raises():
     fid.frechet_distance(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
 
 
-def test_eps_is_added_to_both_covariances_when_the_root_is_not_finite(monkeypatch):
-  calls = []
-  real_sqrtm = fid._sqrtm_product  # pylint: disable=protected-access
-
-  def first_call_fails(sigma1, sigma2):
-    calls.append((sigma1.copy(), sigma2.copy()))
-    if len(calls) == 1:
-      return np.full_like(sigma1, np.nan)
-    return real_sqrtm(sigma1, sigma2)
-
-  monkeypatch.setattr(fid, "_sqrtm_product", first_call_fails)
-  sigma1, sigma2 = np.diag([1.0, 0.0]), np.diag([4.0, 0.0])
-  with pytest.warns(RuntimeWarning, match="adding 0.01 to the diagonal"):
-    value = fid.frechet_distance(np.zeros(2), sigma1, np.zeros(2), sigma2, eps=0.01)
-  assert len(calls) == 2
-  np.testing.assert_allclose(calls[1][0], sigma1 + 0.01 * np.eye(2))
-  np.testing.assert_allclose(calls[1][1], sigma2 + 0.01 * np.eye(2))
-  # Tr Σ1 + Tr Σ2 − 2 Tr sqrt((Σ1 + εI)(Σ2 + εI)), the traces without ε.
-  want = 5.0 - 2.0 * (np.sqrt(1.01 * 4.01) + 0.01)
-  np.testing.assert_allclose(value, want, rtol=1e-12)
-
-
 def test_shape_errors():
   with pytest.raises(ValueError, match="means"):
     fid.frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(2))
@@ -148,3 +129,73 @@ def test_shape_errors():
     fid.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(3))
   with pytest.raises(ValueError, match=r"\[N, d\]"):
     fid.gaussian_statistics(np.zeros((1, 3)))
+
+
+def _dead_and_collapsed(seed=5):
+  """Feature sets whose covariance product is exactly singular: dead units (zero
+  in both sets) and a second set collapsed onto few points."""
+  rng = np.random.default_rng(seed)
+  x = np.maximum(rng.normal(size=(60, 24)), 0.0)
+  y = np.repeat(rng.normal(size=(3, 24)), 20, axis=0)
+  x[:, :5] = 0.0
+  y[:, :5] = 0.0
+  return x, y
+
+
+def test_a_singular_product_is_exact_and_quiet():
+  x, y = _dead_and_collapsed()
+  mu1, sigma1 = fid.gaussian_statistics(x)
+  mu2, sigma2 = fid.gaussian_statistics(y)
+  with pytest.warns(scipy.linalg.LinAlgWarning, match="singular"):
+    scipy.linalg.sqrtm(sigma1 @ sigma2)     # the case scipy warns about
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    value = fid.frechet_distance(mu1, sigma1, mu2, sigma2)
+    fid.fid_from_features(x, y)
+  assert not caught, [str(w.message) for w in caught]
+  # The root scipy returns is a square root: the value is the closed form's,
+  # not the one with pytorch-fid's offset (1e-6 on both diagonals).
+  exact = _closed_form_by_eigh(mu1, sigma1, mu2, sigma2)
+  offset = 1e-6 * np.eye(len(mu1))
+  shifted = _closed_form_by_eigh(mu1, sigma1 + offset, mu2, sigma2 + offset) - 2e-6 * len(mu1)
+  assert abs(value - exact) < 1e-7 < 1e-4 < abs(shifted - exact)
+
+
+@pytest.mark.parametrize("failure", ["nan", "no_root"])
+def test_a_product_without_a_root_takes_pytorch_fids_offset_quietly(monkeypatch, failure):
+  rng = np.random.default_rng(6)
+  d, eps = 6, 1e-3
+  mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+  sigma1, sigma2 = _random_covariance(rng, d), _random_covariance(rng, d)
+  real_sqrtm, calls = scipy.linalg.sqrtm, []
+
+  def sqrtm(product):
+    calls.append(product)
+    if len(calls) > 1:
+      return real_sqrtm(product)
+    if failure == "nan":   # what the scipy pytorch-fid was written against returned
+      return np.full_like(product, np.nan)
+    warnings.warn("Matrix is singular. The result might be inaccurate",
+                  scipy.linalg.LinAlgWarning)
+    return np.eye(d)       # finite, flagged, and no root of the product
+
+  monkeypatch.setattr(fid.scipy.linalg, "sqrtm", sqrtm)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    value = fid.frechet_distance(mu1, sigma1, mu2, sigma2, eps=eps)
+  assert not caught, [str(w.message) for w in caught]
+  assert len(calls) == 2
+  np.testing.assert_allclose(calls[1], (sigma1 + eps * np.eye(d)) @ (sigma2 + eps * np.eye(d)))
+  # pytorch-fid: the traces of the covariances as given, the root of the offset ones.
+  offset = eps * np.eye(d)
+  root1 = _psd_sqrt(sigma1 + offset)
+  cross = np.trace(_psd_sqrt(root1 @ (sigma2 + offset) @ root1))
+  expected = np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2 * cross
+  np.testing.assert_allclose(value, expected, rtol=1e-10)
+
+
+def test_a_product_the_offset_does_not_fix_warns(monkeypatch):
+  monkeypatch.setattr(fid.scipy.linalg, "sqrtm", lambda product: np.full_like(product, np.nan))
+  with pytest.warns(RuntimeWarning, match="no square root even with"):
+    value = fid.frechet_distance(np.zeros(2), np.eye(2), np.ones(2), np.eye(2))
+  assert np.isnan(value)

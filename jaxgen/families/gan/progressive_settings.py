@@ -19,12 +19,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxgen.core import optim, precision
-from jaxgen.core import settings as core_settings
+from jaxgen.core import precision
 from jaxgen.core.settings import field
 from jaxgen.errors import ConfigError, choices
-from jaxgen.families.gan import objectives
-from jaxgen.families.gan import settings as gan_settings
+from jaxgen.families.gan import objectives, two_player
 from jaxgen.nn import progressive as nets_lib
 
 Array = jax.Array
@@ -50,13 +48,8 @@ def default_config(data: str = "digits") -> ml_collections.ConfigDict:
       ema_decay=0.999,             # EMA of G's weights (paper: 0.999)
       sample_from="ema",           # 'ema' or 'generator'
   )
-  model.update(dict.fromkeys(objectives.hyperparameter_names()))
-  optim_section = ml_collections.ConfigDict(dict.fromkeys(optim.default_config()))
-  return ml_collections.ConfigDict(dict(
-      model=model, generator_optim=optim_section,
-      discriminator_optim=ml_collections.ConfigDict(dict.fromkeys(optim.default_config())),
-      data=dict(batch_size=64, scale="symmetric"),
-      train=dict(steps=3000, eval_every=1000, sample_every=1000, checkpoint_every=1000)))
+  return two_player.config_sections(model, data=dict(batch_size=64, scale="symmetric"),
+                                    steps=3000)
 
 
 # ------------------------------------------------------------------ settings
@@ -162,9 +155,7 @@ def resolve(config: ml_collections.ConfigDict, spec: Any) -> Settings:
   """Checks `config` against the data; fills the objective's published values."""
   entry = objectives.get(config.model.objective)
   _check_objective(config.model.objective, entry)
-  hyper = gan_settings._hyperparameters(config.model.objective, config.model)  # pylint: disable=protected-access
-  m = core_settings.resolve(ModelSection, config.model, "model",
-                            ignore=objectives.hyperparameter_names())
+  hyper, m = two_player.resolve_model(ModelSection, config)
   resolution = _resolution(spec, m.channels)
   batch = int(config.data.batch_size)
   eval_batch = int(config.train.get("eval_batch_size", 0) or batch)
@@ -179,12 +170,10 @@ def resolve(config: ml_collections.ConfigDict, spec: Any) -> Settings:
   schedule = Schedule(num_stages=len(m.channels),
                       fade_steps=-(-m.fade_images // batch),
                       stable_steps=-(-m.stable_images // batch))
+  generator_optim, discriminator_optim = two_player.resolve_optimizers(config, entry.optim)
   return Settings(
       model=m, hyperparameters=hyper, n_critic=m.n_critic or entry.n_critic,
-      generator_optim=gan_settings._optimizer(config.generator_optim, entry.optim,  # pylint: disable=protected-access
-                                              "generator_optim"),
-      discriminator_optim=gan_settings._optimizer(config.discriminator_optim,  # pylint: disable=protected-access
-                                                  entry.optim, "discriminator_optim"),
+      generator_optim=generator_optim, discriminator_optim=discriminator_optim,
       resolution=resolution, schedule=schedule, paper=entry.paper)
 
 

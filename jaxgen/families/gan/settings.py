@@ -8,8 +8,8 @@ normalization. `resolve` fills them from `objectives.OBJECTIVES` when the
 method is made, so `--set model.objective=wgan` alone gives RMSProp(5e-5),
 clip 0.01 and five critic steps; any key the user sets wins.
 
-Every key has a declared type and range (the `*Section` dataclasses below and
-each objective's `Hyperparameter`s), checked with `jaxgen.core.settings`
+Every key has a declared type and range (the `*Section` dataclasses below,
+`two_player.OptimSection` and each objective's `Hyperparameter`s), checked with `jaxgen.core.settings`
 whether or not its default is None; settings that do not apply to the chosen
 objective or conditioning are refused. Each problem is one ConfigError line,
 raised in `make`, before anything is written.
@@ -23,11 +23,10 @@ from typing import Any
 
 import ml_collections
 
-from jaxgen.core import optim
 from jaxgen.core import settings as core_settings
 from jaxgen.core.settings import field
 from jaxgen.errors import ConfigError, choices
-from jaxgen.families.gan import objectives
+from jaxgen.families.gan import objectives, two_player
 from jaxgen.nn import check_image_shape
 
 KINDS = ("gan", "cgan", "acgan", "infogan", "ssgan")
@@ -43,11 +42,6 @@ def objectives_help() -> str:
   names = [n for n in objectives.OBJECTIVES if n != "fgan"]
   return ", ".join(names) + ", fgan (model.divergence=" + "|".join(
       objectives.OBJECTIVES["fgan"].hyperparameters["divergence"].choices) + ")"
-
-
-def _optim_section() -> ml_collections.ConfigDict:
-  """An optimizer section whose every key defaults to the objective's value."""
-  return ml_collections.ConfigDict({k: None for k in optim.default_config()})
 
 
 def default_config(kind: str, data: str) -> ml_collections.ConfigDict:
@@ -110,18 +104,16 @@ def default_config(kind: str, data: str) -> ml_collections.ConfigDict:
       consensus=0.0,                 # γ of consensus optimization (10 in the paper)
       r1_gamma=0.0,                  # γ of the R1 penalty (10 in Mescheder et al. 2018)
   )
-  sections = dict(
-      model=model, tricks=tricks,
-      generator_optim=_optim_section(), discriminator_optim=_optim_section(),
+  config = two_player.config_sections(
+      model, extra=dict(tricks=tricks),
+      objective_keys=False,   # `model` has them already, before the kind's keys
       data=dict(batch_size=128) if vectors else dict(batch_size=64, scale="symmetric"),
-      train=dict(steps=5000 if vectors else 3000, eval_every=1000, sample_every=1000,
-                 checkpoint_every=1000),
-  )
+      steps=5000 if vectors else 3000)
   if kind == "infogan":
     # Chen et al. 2016, MNIST: 2e-4 for D, 1e-3 for G.
-    sections["generator_optim"].learning_rate = 1e-3
-    sections["discriminator_optim"].learning_rate = 2e-4
-  return ml_collections.ConfigDict(sections)
+    config.generator_optim.learning_rate = 1e-3
+    config.discriminator_optim.learning_rate = 2e-4
+  return config
 
 
 # ------------------------------------------------------- typed config sections
@@ -174,26 +166,6 @@ class TricksSection:
   historical_averaging: float = field(minimum=0.0)
   consensus: float = field(minimum=0.0)
   r1_gamma: float = field(minimum=0.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimSection:
-  """A `*_optim` section; None takes the objective's (then core.optim's) value."""
-
-  name: str | None = field(choices=optim.OPTIMIZERS, default=None)
-  learning_rate: float | None = field(minimum=0.0, exclusive_minimum=True, default=None)
-  b1: float | None = field(minimum=0.0, maximum=1.0, exclusive_maximum=True, default=None)
-  b2: float | None = field(minimum=0.0, maximum=1.0, exclusive_maximum=True, default=None)
-  eps: float | None = field(minimum=0.0, exclusive_minimum=True, default=None)
-  momentum: float | None = field(minimum=0.0, maximum=1.0, exclusive_maximum=True,
-                                 default=None)
-  decay: float | None = field(minimum=0.0, maximum=1.0, exclusive_maximum=True,
-                              default=None)
-  weight_decay: float | None = field(minimum=0.0, default=None)
-  schedule: str | None = field(choices=optim.SCHEDULES, default=None)
-  warmup_steps: int | None = field(minimum=0, default=None)
-  decay_steps: int | None = field(minimum=0, default=None)   # 0: the run's steps
-  grad_clip_norm: float | None = field(minimum=0.0, default=None)  # 0: off
 
 
 # ------------------------------------------------------------- the settings
@@ -255,25 +227,6 @@ class Settings:
       out[f.name] = (value.to_dict() if isinstance(value, ml_collections.ConfigDict)
                      else list(value) if isinstance(value, tuple) else value)
     return out
-
-
-def _hyperparameters(objective: str, model: Any) -> dict[str, Any]:
-  """The objective's hyperparameters: typed, range-checked, defaults filled."""
-  entry = objectives.get(objective)
-  for key in objectives.hyperparameter_names():
-    if model.get(key) is not None and key not in entry.hyperparameters:
-      readers = [n for n, o in objectives.OBJECTIVES.items() if key in o.hyperparameters]
-      raise ConfigError(f"model.{key} applies to objective {choices(readers)}, not "
-                        f"{objective!r}; remove it or change model.objective")
-  spec = dataclasses.make_dataclass("Hyperparameters", [
-      (name, h.type, field(default=h.default, minimum=h.minimum, maximum=h.maximum,
-                           exclusive_minimum=h.exclusive_minimum, choices=h.choices))
-      for name, h in entry.hyperparameters.items()], frozen=True)
-  given = {k: model.get(k) for k in entry.hyperparameters if model.get(k) is not None}
-  values = dataclasses.asdict(core_settings.resolve(spec, given, "model"))
-  if entry.check is not None:
-    entry.check(values, frozenset(given))
-  return values
 
 
 def _norms(m: ModelSection, t: TricksSection, penalized: bool) -> tuple[str, str]:
@@ -366,24 +319,11 @@ def _check_tricks(t: TricksSection, entry: objectives.Objective, objective: str,
                       f"autoencoder objective {objective!r} has energies")
 
 
-def _optimizer(section: Any, defaults: Mapping[str, Any], name: str
-               ) -> ml_collections.ConfigDict:
-  """core.optim's defaults, then the objective's, then the user's values."""
-  given = core_settings.resolve(OptimSection, section, name)
-  cfg = optim.default_config()
-  cfg.update(dict(defaults))
-  cfg.update({k: v for k, v in dataclasses.asdict(given).items() if v is not None})
-  return cfg
-
-
 def resolve(config: ml_collections.ConfigDict, spec: Any, kind: str) -> Settings:
   """Checks `config` against the data and fills the objective's defaults."""
-  hyperparameter_keys = objectives.hyperparameter_names()
   objective = config.model.objective
   entry = objectives.get(objective)
-  hyper = _hyperparameters(objective, config.model)
-  m = core_settings.resolve(ModelSection, config.model, "model",
-                            ignore=hyperparameter_keys)
+  hyper, m = two_player.resolve_model(ModelSection, config)
   t = core_settings.resolve(TricksSection, config.tricks, "tricks")
   _check_architecture(m, spec)
   penalized = entry.penalty is not None or t.r1_gamma > 0
@@ -394,6 +334,7 @@ def resolve(config: ml_collections.ConfigDict, spec: Any, kind: str) -> Settings
                       f"({config.data.batch_size}) divisible by model.n_critic ({n_critic})")
   num_classes = _check_conditioning(kind, m, entry, spec)
   _check_tricks(t, entry, objective, n_critic)
+  generator_optim, discriminator_optim = two_player.resolve_optimizers(config, entry.optim)
   return Settings(
       kind=kind, objective=objective, hyperparameters=hyper,
       architecture=m.architecture, latent_dim=m.latent_dim,
@@ -415,7 +356,5 @@ def resolve(config: ml_collections.ConfigDict, spec: Any, kind: str) -> Settings
       reference_batch=t.reference_batch_size if t.virtual_batch_norm else 0,
       label_smoothing=t.label_smoothing, historical_averaging=t.historical_averaging,
       consensus=t.consensus, r1_gamma=t.r1_gamma,
-      generator_optim=_optimizer(config.generator_optim, entry.optim, "generator_optim"),
-      discriminator_optim=_optimizer(config.discriminator_optim, entry.optim,
-                                     "discriminator_optim"),
+      generator_optim=generator_optim, discriminator_optim=discriminator_optim,
       paper=entry.paper)

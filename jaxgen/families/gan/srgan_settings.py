@@ -16,12 +16,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxgen.core import collectives, optim, precision
-from jaxgen.core import settings as core_settings
+from jaxgen.core import collectives, precision
 from jaxgen.core.settings import field
 from jaxgen.errors import ConfigError, choices
-from jaxgen.families.gan import objectives
-from jaxgen.families.gan import settings as gan_settings
+from jaxgen.families.gan import objectives, two_player
 from jaxgen.metrics import lenet
 from jaxgen.nn import lenet as lenet_nn
 from jaxgen.nn import srresnet
@@ -52,13 +50,8 @@ def default_config(data: str = "digits") -> ml_collections.ConfigDict:
       feature_layer="conv1",       # 'conv0', 'conv1' (after ReLU) or 'features' (hidden)
       adversarial_weight=1e-3,     # 1e-3 (paper); 0: the SRResNet baseline, D untrained
   )
-  model.update(dict.fromkeys(objectives.hyperparameter_names()))
-  return ml_collections.ConfigDict(dict(
-      model=model,
-      generator_optim=ml_collections.ConfigDict(dict.fromkeys(optim.default_config())),
-      discriminator_optim=ml_collections.ConfigDict(dict.fromkeys(optim.default_config())),
-      data=dict(batch_size=32, scale="symmetric"),
-      train=dict(steps=2000, eval_every=1000, sample_every=1000, checkpoint_every=1000)))
+  return two_player.config_sections(model, data=dict(batch_size=32, scale="symmetric"),
+                                    steps=2000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,9 +118,7 @@ def _feature_network(spec: Any) -> str | None:
 def resolve(config: ml_collections.ConfigDict, spec: Any) -> Settings:
   """Checks `config` against the data; fills the objective's published values."""
   entry = _check_objective(config.model.objective)
-  hyper = gan_settings._hyperparameters(config.model.objective, config.model)  # pylint: disable=protected-access
-  m = core_settings.resolve(ModelSection, config.model, "model",
-                            ignore=objectives.hyperparameter_names())
+  hyper, m = two_player.resolve_model(ModelSection, config)
   shape = tuple(spec.shape)
   if len(shape) != 3 or shape[0] % m.scale or shape[1] % m.scale:
     raise ConfigError(f"srgan needs images [H, W, C] whose sides model.scale={m.scale} "
@@ -141,13 +132,10 @@ def resolve(config: ml_collections.ConfigDict, spec: Any) -> Settings:
                       f"{choices(sorted(str(a['image_shape']) for a in lenet.ARCHITECTURES.values()))}"
                       f" images; dataset {spec.name!r} gives {shape}: set "
                       "model.feature_weight=0")
-  defaults = dict(PAPER_OPTIM)
+  generator_optim, discriminator_optim = two_player.resolve_optimizers(config, PAPER_OPTIM)
   return Settings(
       model=m, hyperparameters=hyper,
-      generator_optim=gan_settings._optimizer(config.generator_optim, defaults,  # pylint: disable=protected-access
-                                              "generator_optim"),
-      discriminator_optim=gan_settings._optimizer(config.discriminator_optim, defaults,  # pylint: disable=protected-access
-                                                  "discriminator_optim"),
+      generator_optim=generator_optim, discriminator_optim=discriminator_optim,
       feature_network=network if m.feature_weight > 0 else None,
       paper=f"Ledig et al. 2017 (content + 1e-3 adversarial, Adam 1e-4, β1 0.9); "
             f"adversarial loss: {entry.paper}")

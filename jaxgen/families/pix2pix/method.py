@@ -36,6 +36,7 @@ from jaxgen import registry
 from jaxgen.core import collectives, optim, precision, rng
 from jaxgen.core.state import Method, TrainState
 from jaxgen.errors import ConfigError
+from jaxgen.families.gan import two_player
 from jaxgen.families.pix2pix import losses, networks
 from jaxgen.families.pix2pix import settings as settings_lib
 from jaxgen.metrics import lenet
@@ -110,9 +111,11 @@ def make(config: ml_collections.ConfigDict, spec: Any) -> Method:
   nets = Nets(s=s, shape=tuple(spec.shape), source_shape=tuple(spec.source_shape),
               value_range=tuple(float(v) for v in spec.value_range),
               compute_dtype=precision.compute_dtype(config), classifier=classifier)
+  generator_optim, discriminator_optim = two_player.resolve_optimizers(
+      config, settings_lib.PAPER_OPTIM)
   horizon = optim.schedule_horizon(config.train)
-  tx_g = optim.make(config.generator_optim, horizon, "generator_optim")
-  tx_d = optim.make(config.discriminator_optim, horizon, "discriminator_optim")
+  tx_g = optim.make(generator_optim, horizon, "generator_optim")
+  tx_d = optim.make(discriminator_optim, horizon, "discriminator_optim")
   protocol = {
       "estimator": "per test example i: G(source_i) with dropout "
                    + ("drawn from example i's key" if s.sample_dropout else "off")

@@ -11,12 +11,14 @@ from typing import Any
 
 import ml_collections
 
-from jaxgen.core import optim
 from jaxgen.core import settings as settings_lib
 from jaxgen.core.settings import field
 from jaxgen.errors import ConfigError
+from jaxgen.families.gan import two_player
 
 NORMS = ("instance", "batch", "none")
+# Isola et al. 2017, section 3.3: Adam, learning rate 2e-4, β1 = 0.5, for both players.
+PAPER_OPTIM = {"name": "adam", "learning_rate": 2e-4, "b1": 0.5}
 FILE_PAIRS = ("npz:", "pairs:")
 
 
@@ -44,14 +46,11 @@ def model_config(data: str) -> dict[str, Any]:
 def default_config(data: str = "digits") -> ml_collections.ConfigDict:
   """pix2pix's config sections: Adam(2e-4, β1 = 0.5) for both players, data in [-1, 1]."""
   paired_file = data.startswith(FILE_PAIRS)
-  return ml_collections.ConfigDict(dict(
-      model=model_config(data),
-      generator_optim=optim.default_config("adam", 2e-4, b1=0.5),
-      discriminator_optim=optim.default_config("adam", 2e-4, b1=0.5),
+  return two_player.config_sections(
+      model_config(data), optimizer=PAPER_OPTIM, objective_keys=False,
       data=dict(scale="symmetric", pair="none" if paired_file else "edges",
                 batch_size=32),
-      train=dict(steps=2000, eval_every=1000, sample_every=1000, checkpoint_every=1000),
-  ))
+      steps=2000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +94,4 @@ def resolve(config: ml_collections.ConfigDict, spec: Any) -> Settings:
   if not s.l1_weight and not s.adversarial_weight:
     raise ConfigError("model.l1_weight and model.adversarial_weight are both 0: the "
                       "generator would have no loss")
-  for name in ("generator_optim", "discriminator_optim"):
-    optim.check(config[name], name)
   return s

@@ -13,10 +13,10 @@ import pytest
 import jaxgen
 from jaxgen import config as config_lib
 from jaxgen import data as data_lib
-from jaxgen.errors import ConfigError
 from jaxgen.families.gan import progressive
 from jaxgen.families.gan.progressive_settings import Schedule
-from tests.helpers import assert_trees_close, assert_trees_equal
+from tests.helpers import (assert_trees_close, assert_trees_equal, config_error, full_state,
+                           tiny_config)
 
 # batch 16: stage 0 is steps 0-1, stage 1 fades in over steps 2-4 (α = 1/3,
 # 2/3, 1) and stabilises from step 5 on.
@@ -28,12 +28,7 @@ TINY = ["model.channels=(8, 8)", "model.latent_dim=8", "data.batch_size=16",
 
 
 def tiny(steps=8, overrides=(), **train):
-  config = config_lib.get_config("pggan", "digits")
-  config_lib.apply_overrides(config, TINY + list(overrides))
-  config.train.steps = steps
-  for key, value in train.items():
-    config.train[key] = value
-  return config
+  return tiny_config("pggan", "digits", TINY, overrides, steps, **train)
 
 
 def test_schedule_is_a_pure_function_of_the_step():
@@ -103,18 +98,13 @@ def test_a_stage_updates_only_its_own_layers():
     assert counts == [2, 0]
 
 
-def _state(result):
-  s = result.state
-  return jax.device_get((s.step, s.params, s.opt_state, s.model_state, s.key))
-
-
 @pytest.mark.slow
 def test_resume_across_the_stage_boundary_and_mid_fade_is_bit_exact(tmp_path):
   uninterrupted = jaxgen.fit(tiny(7))
   # Sessions ending at step 2 (the last step of stage 0) and step 3 (mid-fade).
   for steps in (2, 3, 7):
     resumed = jaxgen.fit(tiny(steps), workdir=tmp_path / "run", resume=steps > 2)
-  assert_trees_equal(_state(resumed), _state(uninterrupted))
+  assert_trees_equal(full_state(resumed), full_state(uninterrupted))
 
 
 @pytest.mark.slow
@@ -138,12 +128,7 @@ def test_four_devices_and_pmap_give_the_one_device_run():
     ([], "toy2d:ring8", "square images"),
 ])
 def test_settings_that_do_not_fit_are_one_line_errors(overrides, data, fragment):
-  config = config_lib.get_config("pggan", data)
-  config_lib.apply_overrides(config, overrides)
-  spec = data_lib.from_config(config.data).spec
-  with pytest.raises(ConfigError) as error:
-    progressive.make(config, spec)
-  assert fragment in str(error.value) and "\n" not in str(error.value)
+  assert fragment in config_error(tiny_config("pggan", data, overrides=overrides))
 
 
 def test_mnist_sized_data_is_padded_to_32_and_grows_through_four_stages():

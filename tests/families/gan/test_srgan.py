@@ -15,7 +15,8 @@ from jaxgen.errors import ConfigError
 from jaxgen.families.gan import srgan, srgan_losses
 from jaxgen.families.gan.srgan_settings import build_networks
 from jaxgen.metrics import image_quality, lenet
-from tests.helpers import assert_trees_close, assert_trees_equal
+from tests.helpers import (assert_trees_close, assert_trees_equal, config_error, full_state,
+                           tiny_config)
 
 TINY = ["model.features=8", "model.residual_blocks=1", "model.discriminator_channels=(8,)",
         "model.discriminator_hidden=16", "data.batch_size=8", "data.max_examples=160",
@@ -26,12 +27,7 @@ TINY = ["model.features=8", "model.residual_blocks=1", "model.discriminator_chan
 
 
 def tiny(steps=4, overrides=(), **train):
-  config = config_lib.get_config("srgan", "digits")
-  config_lib.apply_overrides(config, TINY + list(overrides))
-  config.train.steps = steps
-  for key, value in train.items():
-    config.train[key] = value
-  return config
+  return tiny_config("srgan", "digits", TINY, overrides, steps, **train)
 
 
 def test_box_downsample_is_the_block_mean():
@@ -153,11 +149,6 @@ def test_sample_reconstruct_and_evaluate_agree_with_the_metrics(trained):
                                                                axis=(1, 2, 3)), rtol=1e-5)
 
 
-def _state(result):
-  s = result.state
-  return jax.device_get((s.step, s.params, s.opt_state, s.model_state, s.key))
-
-
 @pytest.mark.slow
 def test_resume_is_bit_exact(tmp_path, trained):
   uninterrupted = jaxgen.fit(tiny(4))
@@ -165,7 +156,7 @@ def test_resume_is_bit_exact(tmp_path, trained):
   assert_trees_equal(jax.device_get(trained.state.params),
                      jax.device_get(jaxgen.load(tmp_path / "run").state.params))
   resumed = jaxgen.fit(tiny(4), workdir=tmp_path / "run", resume=True)
-  assert_trees_equal(_state(resumed), _state(uninterrupted))
+  assert_trees_equal(full_state(resumed), full_state(uninterrupted))
 
 
 @pytest.mark.slow
@@ -190,12 +181,7 @@ def test_four_devices_and_pmap_give_the_one_device_run():
     (["model.margin=1.0"], "digits", "model.margin applies"),
 ])
 def test_settings_that_do_not_fit_are_one_line_errors(overrides, data, fragment):
-  config = config_lib.get_config("srgan", data)
-  config_lib.apply_overrides(config, overrides)
-  spec = data_lib.from_config(config.data).spec
-  with pytest.raises(ConfigError) as error:
-    srgan.make(config, spec)
-  assert fragment in str(error.value) and "\n" not in str(error.value)
+  assert fragment in config_error(tiny_config("srgan", data, overrides=overrides))
 
 
 def test_feature_loss_needs_a_lenet_sized_image():
