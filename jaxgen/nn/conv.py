@@ -12,6 +12,7 @@ import jax
 from jaxgen.errors import ConfigError
 from jaxgen.nn.mlp import check_norm
 from jaxgen.nn.upsample import PhaseConvTranspose
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 
@@ -70,7 +71,7 @@ class ConvEncoder(nn.Module):
     """Encodes images x: [N, H, W, C] into [N, features]."""
     check_norm(self.norm, NORMS, "ConvEncoder")
     for i, width in enumerate(self.channels):
-      x = nn.Conv(width, (self.kernel_size, self.kernel_size), strides=2,
+      x = channels_last.Conv(width, (self.kernel_size, self.kernel_size), strides=2,
                   padding="SAME", name=f"conv_{i}")(x)
       x = _norm(self.norm, width, f"norm_{i}")(x)
       x = self.activation(x)
@@ -117,4 +118,4 @@ class ConvDecoder(nn.Module):
       x = _norm(self.norm, features, f"norm_{i}")(x)
       x = self.activation(x)
     size = (self.output_kernel_size, self.output_kernel_size)
-    return nn.Conv(out_channels, size, padding="SAME", name="output")(x)
+    return channels_last.Conv(out_channels, size, padding="SAME", name="output")(x)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jaxgen.errors import ConfigError, choices
 from jaxgen.nn.conv import check_image_shape
 from jaxgen.nn.upsample import PhaseConvTranspose
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 
@@ -177,7 +178,7 @@ class DCGANDiscriminator(nn.Module):
     size = (self.kernel_size, self.kernel_size)
     for i, width in enumerate(self.channels):
       normalized = i > 0 and self.norm == "batch"
-      x = nn.Conv(width, size, strides=(2, 2), padding="SAME", use_bias=not normalized,
+      x = channels_last.Conv(width, size, strides=(2, 2), padding="SAME", use_bias=not normalized,
                   name=f"conv_{i}")(x)
       if i > 0:
         x = normalization(self.norm, train, 0, self.axis_name, f"norm_{i}")(x)

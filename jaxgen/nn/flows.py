@@ -50,6 +50,7 @@ import jax.numpy as jnp
 
 from jaxgen.core import collectives
 from jaxgen.errors import ConfigError, choices
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 NORMALIZATIONS = ("batch", "actnorm", "none")
@@ -99,12 +100,12 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    h = nn.Conv(self.features, (3, 3), name="conv_in")(x)
+    h = channels_last.Conv(self.features, (3, 3), name="conv_in")(x)
     for i in range(self.blocks):
-      r = nn.Conv(self.features, (3, 3), name=f"block{i}_conv0")(nn.relu(h))
-      r = nn.Conv(self.features, (3, 3), name=f"block{i}_conv1")(nn.relu(r))
+      r = channels_last.Conv(self.features, (3, 3), name=f"block{i}_conv0")(nn.relu(h))
+      r = channels_last.Conv(self.features, (3, 3), name=f"block{i}_conv1")(nn.relu(r))
       h = h + r
-    return nn.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros,
+    return channels_last.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros,
                    name="conv_out")(nn.relu(h))
 
 

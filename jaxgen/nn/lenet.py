@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 
@@ -30,7 +31,7 @@ class LeNet(nn.Module):
   @nn.compact
   def __call__(self, x: Array, *, train: bool = False) -> dict[str, Array]:
     for i, width in enumerate(self.channels):
-      x = nn.Conv(width, (self.kernel_size, self.kernel_size), padding="SAME",
+      x = channels_last.Conv(width, (self.kernel_size, self.kernel_size), padding="SAME",
                   name=f"conv{i}")(x)
       x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
     x = x.reshape(x.shape[0], -1)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.core import precision
+from jaxgen.nn import channels_last
 
 MASK_TYPES = ("A", "B")
 
@@ -84,7 +85,7 @@ class MaskedConv(nn.Module):
       if tuple(self.mask.shape) != kernel_shape:
         raise ValueError(f"mask shape {self.mask.shape} != kernel shape {kernel_shape}")
       kernel = kernel * jnp.asarray(self.mask, kernel.dtype)
-    y = jax.lax.conv_general_dilated(
+    y = channels_last.conv_general_dilated(
         x, kernel, window_strides=(1, 1), padding=self.padding,
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y + bias
@@ -229,7 +230,7 @@ class GatedLayer(nn.Module):
     h_pre = horizontal_conv(2 * p, self.kernel, in_groups, _doubled(groups),
                             "A" if self.first else "B", "horizontal")(h)
     # The link sees rows strictly above: any feature may feed any group.
-    h_pre = h_pre + nn.Conv(2 * p, (1, 1), name="vertical_to_horizontal")(down_shift(v_pre))
+    h_pre = h_pre + channels_last.Conv(2 * p, (1, 1), name="vertical_to_horizontal")(down_shift(v_pre))
     if condition is not None:
       v_pre = v_pre + nn.Dense(2 * p, use_bias=False, name="condition_v")(condition)[:, None, None]
       h_pre = h_pre + nn.Dense(2 * p, use_bias=False, name="condition_h")(condition)[:, None, None]

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.nn.upsample import depth_to_space
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 
@@ -60,7 +61,7 @@ class SubPixelUpsample(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    x = nn.Conv(self.features * self.factor**2, (3, 3), padding="SAME", name="conv")(x)
+    x = channels_last.Conv(self.features * self.factor**2, (3, 3), padding="SAME", name="conv")(x)
     return nn.PReLU(negative_slope_init=0.25, name="prelu")(depth_to_space(x, self.factor))
 
 
@@ -79,22 +80,22 @@ class SRResNet(nn.Module):
   def __call__(self, x: Array, *, train: bool) -> Array:
     low, high = self.value_range
     x = 2.0 * (x - low) / (high - low) - 1.0          # the network sees [-1, 1]
-    h = nn.Conv(self.features, (9, 9), padding="SAME", name="head")(x)
+    h = channels_last.Conv(self.features, (9, 9), padding="SAME", name="head")(x)
     skip = h = nn.PReLU(negative_slope_init=0.25, name="head_prelu")(h)
     for i in range(self.blocks):
-      r = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=self.norm != "batch",
+      r = channels_last.Conv(self.features, (3, 3), padding="SAME", use_bias=self.norm != "batch",
                   name=f"block{i}_conv0")(h)
       r = _norm(self.norm, train, self.axis_name, f"block{i}_norm0")(r)
       r = nn.PReLU(negative_slope_init=0.25, name=f"block{i}_prelu")(r)
-      r = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=self.norm != "batch",
+      r = channels_last.Conv(self.features, (3, 3), padding="SAME", use_bias=self.norm != "batch",
                   name=f"block{i}_conv1")(r)
       h = h + _norm(self.norm, train, self.axis_name, f"block{i}_norm1")(r)
-    h = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=self.norm != "batch",
+    h = channels_last.Conv(self.features, (3, 3), padding="SAME", use_bias=self.norm != "batch",
                 name="trunk_conv")(h)
     h = skip + _norm(self.norm, train, self.axis_name, "trunk_norm")(h)
     for i, factor in enumerate(scale_factors(self.scale)):
       h = SubPixelUpsample(self.features, factor, name=f"upsample{i}")(h)
-    y = nn.Conv(self.out_channels, (9, 9), padding="SAME", name="tail")(h)
+    y = channels_last.Conv(self.out_channels, (9, 9), padding="SAME", name="tail")(h)
     return low + (high - low) * (jnp.tanh(y) + 1.0) / 2.0
 
 
@@ -111,12 +112,12 @@ class SRDiscriminator(nn.Module):
   def __call__(self, x: Array, *, train: bool) -> Array:
     low, high = self.value_range
     h = 2.0 * (x - low) / (high - low) - 1.0
-    h = nn.leaky_relu(nn.Conv(self.channels[0], (3, 3), padding="SAME", name="head")(h), 0.2)
+    h = nn.leaky_relu(channels_last.Conv(self.channels[0], (3, 3), padding="SAME", name="head")(h), 0.2)
     for i, width in enumerate(self.channels):
       for j, stride in enumerate((1, 2)):
         if i == 0 and j == 0:   # the paper's first block has only its stride-2 conv
           continue
-        h = nn.Conv(width, (3, 3), strides=stride, padding="SAME",
+        h = channels_last.Conv(width, (3, 3), strides=stride, padding="SAME",
                     use_bias=self.norm != "batch", name=f"block{i}_conv{j}")(h)
         h = _norm(self.norm, train, self.axis_name, f"block{i}_norm{j}")(h)
         h = nn.leaky_relu(h, 0.2)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jaxgen.core import rng
 from jaxgen.errors import ConfigError
 from jaxgen.nn.conv import check_image_shape
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 
@@ -136,14 +137,14 @@ class StyleGenerator(nn.Module):
       return AdaIN(name=f"{name}_adain")(nn.leaky_relu(x, 0.2), w)
 
     x = layer(x, "level_0_a")
-    x = nn.Conv(self.channels[0], (3, 3), padding="SAME", name="level_0_conv")(x)
+    x = channels_last.Conv(self.channels[0], (3, 3), padding="SAME", name="level_0_conv")(x)
     x = layer(x, "level_0_b")
     for i in range(1, levels + 1):
       n, h, wd, c = x.shape
       x = jax.image.resize(x, (n, 2 * h, 2 * wd, c), method="nearest")
       for part in ("a", "b"):
-        x = nn.Conv(self.channels[i], (3, 3), padding="SAME",
+        x = channels_last.Conv(self.channels[i], (3, 3), padding="SAME",
                     name=f"level_{i}_conv_{part}")(x)
         x = layer(x, f"level_{i}_{part}")
-    x = nn.Conv(out_channels, (1, 1), name="to_image")(x)
+    x = channels_last.Conv(out_channels, (1, 1), name="to_image")(x)
     return jnp.tanh(x) if self.output_activation == "tanh" else x

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.errors import ConfigError
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 
@@ -76,14 +77,14 @@ class ResBlock(nn.Module):
   @nn.compact
   def __call__(self, x: Array, emb: Array) -> Array:
     h = nn.swish(group_norm(x.shape[-1], self.groups, "norm_0")(x))
-    h = nn.Conv(self.features, (3, 3), name="conv_0")(h)
+    h = channels_last.Conv(self.features, (3, 3), name="conv_0")(h)
     h = h + nn.Dense(self.features, name="embedding")(nn.swish(emb))[:, None, None, :]
     h = nn.swish(group_norm(self.features, self.groups, "norm_1")(h))
     # Zero-initialised, so every block starts as the identity (Ho et al.).
-    h = nn.Conv(self.features, (3, 3), kernel_init=nn.initializers.zeros,
+    h = channels_last.Conv(self.features, (3, 3), kernel_init=nn.initializers.zeros,
                 name="conv_1")(h)
     if x.shape[-1] != self.features:
-      x = nn.Conv(self.features, (1, 1), name="skip")(x)
+      x = channels_last.Conv(self.features, (1, 1), name="skip")(x)
     return x + h
 
 
@@ -143,7 +144,7 @@ class UNet(nn.Module):
   def __call__(self, x: Array, t: Array, labels: Array | None = None) -> Array:
     check_unet_shape(x.shape[1:], len(self.channel_mults))
     emb = ConditioningEmbedding(4 * self.channels, self.num_classes, name="embed")(t, labels)
-    h = nn.Conv(self.channels, (3, 3), name="conv_in")(x)
+    h = channels_last.Conv(self.channels, (3, 3), name="conv_in")(x)
     skips = [h]
     levels = len(self.channel_mults)
     for level, mult in enumerate(self.channel_mults):
@@ -153,7 +154,7 @@ class UNet(nn.Module):
           h = AttentionBlock(self.heads, self.groups, name=f"down_{level}_{block}_attn")(h)
         skips.append(h)
       if level < levels - 1:
-        h = nn.Conv(h.shape[-1], (3, 3), strides=2, name=f"downsample_{level}")(h)
+        h = channels_last.Conv(h.shape[-1], (3, 3), strides=2, name=f"downsample_{level}")(h)
         skips.append(h)
     h = ResBlock(h.shape[-1], self.groups, name="middle_0")(h, emb)
     h = AttentionBlock(self.heads, self.groups, name="middle_attn")(h)
@@ -165,9 +166,9 @@ class UNet(nn.Module):
         if h.shape[1] in self.attention_resolutions:
           h = AttentionBlock(self.heads, self.groups, name=f"up_{level}_{block}_attn")(h)
       if level > 0:
-        h = nn.Conv(h.shape[-1], (3, 3), name=f"upsample_{level}")(upsample_nearest(h))
+        h = channels_last.Conv(h.shape[-1], (3, 3), name=f"upsample_{level}")(upsample_nearest(h))
     h = nn.swish(group_norm(h.shape[-1], self.groups, "norm_out")(h))
-    return nn.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros,
+    return channels_last.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros,
                    name="conv_out")(h)
 
 
@@ -191,13 +192,13 @@ class UNetClassifier(nn.Module):
   def __call__(self, x: Array, t: Array) -> Array:
     check_unet_shape(x.shape[1:], len(self.channel_mults))
     emb = ConditioningEmbedding(4 * self.channels, 0, name="embed")(t, None)
-    h = nn.Conv(self.channels, (3, 3), name="conv_in")(x)
+    h = channels_last.Conv(self.channels, (3, 3), name="conv_in")(x)
     for level, mult in enumerate(self.channel_mults):
       for block in range(self.num_res_blocks):
         h = ResBlock(self.channels * mult, self.groups, name=f"down_{level}_{block}")(h, emb)
         if h.shape[1] in self.attention_resolutions:
           h = AttentionBlock(self.heads, self.groups, name=f"down_{level}_{block}_attn")(h)
       if level < len(self.channel_mults) - 1:
-        h = nn.Conv(h.shape[-1], (3, 3), strides=2, name=f"downsample_{level}")(h)
+        h = channels_last.Conv(h.shape[-1], (3, 3), strides=2, name=f"downsample_{level}")(h)
     h = nn.swish(group_norm(h.shape[-1], self.groups, "norm_out")(h))
     return nn.Dense(self.num_classes, name="logits")(jnp.mean(h, axis=(1, 2)))

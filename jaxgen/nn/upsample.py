@@ -34,6 +34,7 @@ from jax import lax
 
 from jaxgen.core import precision
 from jaxgen.errors import ConfigError, choices
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 PaddingLike = str | int | Sequence[int | tuple[int, int]]
@@ -287,7 +288,7 @@ class PhaseConvTranspose(nn.Module):
         out_spec=(0, rank + 1) + spatial)
 
     def conv(weights: Array, padding: Sequence[tuple[int, int]]) -> Array:
-      return lax.conv_general_dilated(
+      return channels_last.conv_general_dilated(
           inputs, weights, window_strides=(1,) * rank, padding=padding,
           dimension_numbers=dimension_numbers, precision=self.precision)
 

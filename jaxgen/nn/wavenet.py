@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.core import precision
+from jaxgen.nn import channels_last
 
 
 def dilation_schedule(depth: int, stacks: int) -> tuple[int, ...]:
@@ -76,7 +77,7 @@ class CausalConv(nn.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, T, in] -> [B, T, out]."""
-    y = jax.lax.conv_general_dilated(
+    y = channels_last.conv_general_dilated(
         x, self.kernel, window_strides=(1,), padding=[(self.memory, 0)],
         rhs_dilation=(self.dilation,), dimension_numbers=("NWC", "WIO", "NWC"))
     return y + self.bias

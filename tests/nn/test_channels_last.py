@@ -8,6 +8,8 @@ is channels-last (checked on the jaxpr, not timed).
 """
 
 import itertools
+import pathlib
+import re
 
 import flax.linen as nn
 import jax
@@ -110,3 +112,20 @@ def test_conv_module_equals_flax_conv(strides, padding):
   grads = [jax.grad(lambda p, m=m: jnp.sum(m.apply(p, x) ** 2))(params) for m in (ours, theirs)]
   for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_jaxgens_trainable_networks_use_it():
+  """A raw `nn.Conv` or lax convolution in a network would be slow inside loops again.
+
+  The FID Inception is forward-only (feature extraction) and stays flax's own.
+  """
+  root = pathlib.Path(channels_last.__file__).resolve().parents[1]
+  offenders = []
+  for path in sorted(root.glob("**/*.py")):
+    if path.name in ("channels_last.py", "inception.py"):
+      continue
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+      code = line.split("#")[0]
+      if re.search(r"\bnn\.Conv\(|lax\.conv_general_dilated\(", code) and "channels_last" not in code:
+        offenders.append(f"{path.relative_to(root)}:{number}")
+  assert not offenders, offenders

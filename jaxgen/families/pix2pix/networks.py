@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.core import rng
+from jaxgen.nn import channels_last
 
 Array = jax.Array
 
@@ -74,7 +75,7 @@ class UNetGenerator(nn.Module):
       normed = 0 < i < levels - 1
       # No bias before a normalization: it would cancel it (zero gradient, which
       # Adam would turn into steps of rounding noise).
-      h = nn.Conv(width, (4, 4), strides=2, padding="SAME", use_bias=not normed or
+      h = channels_last.Conv(width, (4, 4), strides=2, padding="SAME", use_bias=not normed or
                   self.norm == "none", name=f"down_{i}")(h)
       if normed:
         h = normalization(self.norm, train, self.axis_name, f"down_norm_{i}")(h)
@@ -129,9 +130,9 @@ class PatchDiscriminator(nn.Module):
     k = (self.kernel, self.kernel)
     for i, width in enumerate(self.channels):
       stride = 2 if i < len(self.channels) - 1 else 1
-      h = nn.Conv(width, k, strides=stride, padding="SAME",
+      h = channels_last.Conv(width, k, strides=stride, padding="SAME",
                   use_bias=i == 0 or self.norm == "none", name=f"conv_{i}")(h)
       if i > 0:
         h = normalization(self.norm, train, self.axis_name, f"norm_{i}")(h)
       h = nn.leaky_relu(h, 0.2)
-    return nn.Conv(1, k, strides=1, padding="SAME", name="logits")(h)
+    return channels_last.Conv(1, k, strides=1, padding="SAME", name="logits")(h)
