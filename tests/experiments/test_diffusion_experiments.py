@@ -21,24 +21,23 @@ PNG = b"\x89PNG\r\n\x1a\n"
      ["ddpm_guidance_samples.png", "ddpm_guidance_scores.png"]),
     ("diffusion_latent", ["vae_prior_samples.png", "latent_diffusion_samples.png"],
      ["latent_diffusion_samples.png"]),
-    ("diffusion_toy2d", ["ring8/density.png"], None),
+    ("diffusion_toy2d", ["ring8/density.png"], ["ddpm_toy2d_ring8.png"]),
 ])
 def test_quick_mode_writes_its_outputs(tmp_path, name, files, figures):
-  argv = ["--quick", "--out", str(tmp_path)]
-  if figures is not None:
-    argv += ["--figures", "--figures-dir", str(tmp_path / "figures")]
+  argv = ["--quick", "--out", str(tmp_path), "--figures", "--figures-dir",
+          str(tmp_path / "figures")]
   summary = load_experiment(name).main(argv)
   assert summary["quick"] is True
   for file in files + ["summary.json"]:
     assert (tmp_path / file).is_file(), file
   saved = json.loads((tmp_path / "summary.json").read_text())
   assert saved["quick"] is True
-  if figures is not None:  # exactly these, small enough for docs/figures
-    written = sorted(p.name for p in (tmp_path / "figures").iterdir())
-    assert written == sorted(figures)
-    for file in figures:
-      assert (tmp_path / "figures" / file).read_bytes()[:8] == PNG
-      assert (tmp_path / "figures" / file).stat().st_size < 200 * 2**10, file
+  # --figures writes exactly these, small enough for docs/figures.
+  written = sorted(p.name for p in (tmp_path / "figures").iterdir())
+  assert written == sorted(figures)
+  for file in figures:
+    assert (tmp_path / "figures" / file).read_bytes()[:8] == PNG
+    assert (tmp_path / "figures" / file).stat().st_size < 200 * 2**10, file
   if name == "diffusion_digits":
     samplers = saved["digits"]["samplers"]
     assert samplers["steps"] == [50, 10]  # --quick: T = 50
