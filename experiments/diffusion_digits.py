@@ -21,9 +21,9 @@ and, for digits only, samplers.png: DDPM (ancestral, σ² = β̃) beside DDIM
 (η = 0) at all T, 50 and 10 steps, from the same key (so the same x_T for both
 samplers and every step count). OUT/summary.json holds every number. The run
 directories (checkpoints, metrics.jsonl) are OUT/<name>/run; --datasets picks
-which to run. `--figures` also copies samples.png, chain.png and samplers.png
-of digits and mnist into docs/figures/ (`--figures-dir`) as
-ddpm_<name>_samples.png, ... for docs/diffusion.md. `--quick` trains tiny MLP models for a few steps with
+which to run. `--figures` also copies the ones docs/diffusion.md shows
+(DOC_FIGURES: digits' three, mnist's samples and chain, digits_hybrid's
+samples) into docs/figures/ (`--figures-dir`) as ddpm_<name>_<file>. `--quick` trains tiny MLP models for a few steps with
 T = 50, on MNIST resized to 8x8: a smoke test of the script, not a result.
 """
 
@@ -53,8 +53,11 @@ from jaxgen.viz import grid, panels  # noqa: E402
 
 MNIST = "idx:../shared/data/mnist-t10k"
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
-# The pictures copied into docs/figures with --figures (as ddpm_<name>_<file>).
-DOC_FIGURES = ("samples.png", "chain.png", "samplers.png")
+# The pictures copied into docs/figures with --figures (as ddpm_<name>_<file>):
+# those docs/diffusion.md shows.
+DOC_FIGURES = {"digits": ("samples.png", "chain.png", "samplers.png"),
+               "digits_hybrid": ("samples.png",),
+               "mnist": ("samples.png", "chain.png")}
 CHAIN_SNAPSHOTS = 10
 
 
@@ -234,12 +237,11 @@ def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
   comparison = None
   if name == "digits":
     comparison = compare_samplers(result, key, args, samples, out / "samplers.png")
-  if args.figures and name in ("digits", "mnist"):  # the runs docs/diffusion.md shows
+  if args.figures:
     figures = pathlib.Path(args.figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
-    for file in DOC_FIGURES:
-      if (out / file).is_file():
-        shutil.copyfile(out / file, figures / f"ddpm_{name}_{file}")
+    for file in DOC_FIGURES[name]:
+      shutil.copyfile(out / file, figures / f"ddpm_{name}_{file}")
   save_curve(out / "training_curve.png", result.history,
              f"DDPM on {data}: {steps} steps, batch {config.data.batch_size}")
   bound = bound_on_test(result, eval_examples, 64 if not args.quick else 32, args.seed)
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
                            "loss), mnist to run; summary.json keeps earlier entries")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--figures", action="store_true",
-                      help="also copy samples.png, chain.png and samplers.png into "
+                      help="also copy the figures docs/diffusion.md shows into "
                            "--figures-dir as ddpm_<dataset>_<file>")
   parser.add_argument("--figures-dir", default=str(FIGURES))
   parser.add_argument("--reuse", action="store_true",
