@@ -1,6 +1,7 @@
 """DDPM on 8x8 digits and on MNIST (the 10k test images): samples, bits/dim, training curve.
 
   python experiments/diffusion_digits.py [--quick] [--out runs/diffusion_digits]
+      [--datasets digits,digits_hybrid,mnist] [--figures] [--reuse]
 
 For each dataset it trains the `ddpm` method (ε-prediction, linear β over
 T = 1000 steps, a small U-Net, EMA weights; `digits_hybrid`: the same on digits
@@ -12,10 +13,18 @@ writes to OUT/<name>/:
   bound.json            the variational bound in bits/dim on test images (all
                         T terms; digits: the whole test split; MNIST: the first
                         --mnist-eval-examples test images, for time)
-and OUT/summary.json with every number. The run directories (checkpoints,
-metrics.jsonl) are OUT/<name>/run; --datasets picks which to run. `--quick`
-trains tiny MLP models for a few steps with T = 50, on MNIST resized to 8x8: a
-smoke test of the script, not a result.
+  samples.png           the two grids side by side, titled
+  chain.png             the reverse chain of the 1000-step sampler: a row per
+                        sample, x_T on the left, then the state after each
+                        tenth of the steps, x_0 (the samples above) on the right
+and, for digits only, samplers.png: DDPM (ancestral, σ² = β̃) beside DDIM
+(η = 0) at all T, 50 and 10 steps, from the same key (so the same x_T for both
+samplers and every step count). OUT/summary.json holds every number. The run
+directories (checkpoints, metrics.jsonl) are OUT/<name>/run; --datasets picks
+which to run. `--figures` also copies the ones docs/diffusion.md shows
+(DOC_FIGURES: digits' three, mnist's samples and chain, digits_hybrid's
+samples) into docs/figures/ (`--figures-dir`) as ddpm_<name>_<file>. `--quick` trains tiny MLP models for a few steps with
+T = 50, on MNIST resized to 8x8: a smoke test of the script, not a result.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -39,9 +49,16 @@ from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.core import rng  # noqa: E402
 from jaxgen.engine import logs  # noqa: E402
-from jaxgen.viz import grid  # noqa: E402
+from jaxgen.viz import grid, panels  # noqa: E402
 
 MNIST = "idx:../shared/data/mnist-t10k"
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
+# The pictures copied into docs/figures with --figures (as ddpm_<name>_<file>):
+# those docs/diffusion.md shows.
+DOC_FIGURES = {"digits": ("samples.png", "chain.png", "samplers.png"),
+               "digits_hybrid": ("samples.png",),
+               "mnist": ("samples.png", "chain.png")}
+CHAIN_SNAPSHOTS = 10
 
 
 def get_config(data: str, quick: bool, steps: int,
@@ -117,6 +134,67 @@ def save_curve(path: pathlib.Path, history: list[dict], title: str) -> None:
   plt.close(fig)
 
 
+def pixel_scale(spec) -> int:
+  """Screen pixels per image pixel in the docs figures: 8x8 digits larger than MNIST."""
+  return 6 if spec.shape[0] <= 8 else 2
+
+
+def draw(result: jaxgen.RunResult, key: jax.Array, num: int, quick: bool,
+         **kwargs) -> np.ndarray:
+  """`result.method.sample(state, key, num, **kwargs)` as a numpy array."""
+  if quick:  # one compiled program, no progress bar
+    return np.asarray(jax.jit(lambda s, k: result.method.sample(s, k, num, **kwargs))(
+        result.state, key))
+  # Compiled chunks with a progress bar.
+  return np.asarray(result.method.sample(result.state, key, num, progress=True, **kwargs))
+
+
+def save_chain(path: pathlib.Path, chain: np.ndarray, timesteps: int, spec,
+               rows: int = 8) -> pathlib.Path:
+  """The reverse chain [k + 1, N, ...] as columns x_T ... x_0, one sample a row."""
+  k = len(chain) - 1
+  # The snapshots follow np.array_split of the T steps into k runs (`sample`).
+  done = np.concatenate([[0], np.cumsum([len(p) for p in np.array_split(
+      np.arange(timesteps), k)])])
+  return panels.save_panels(
+      path, [(f"t = {timesteps - d}", chain[i, :rows]) for i, d in enumerate(done)],
+      columns=1, value_range=spec.value_range, pixels_per_unit=pixel_scale(spec))
+
+
+def compare_samplers(result: jaxgen.RunResult, key: jax.Array, args: argparse.Namespace,
+                     samples: dict[str, np.ndarray], path: pathlib.Path) -> dict:
+  """DDPM beside DDIM (η = 0) at all T, 50 and 10 steps, from the same key.
+
+  Returns, per sampler and step count, the sampling time and the RMS distance
+  (per pixel, in the data's units) of each sample to the all-T sample of the
+  same sampler and key: DDIM is deterministic given x_T, so its few-step
+  samples approximate its all-T ones; DDPM's draw fresh noise at every step.
+  """
+  spec, timesteps = result.spec, result.config.model.timesteps
+  steps = sorted({timesteps, min(50, timesteps), min(10, timesteps)}, reverse=True)
+  known = {("ddim", min(50, timesteps)): samples["ddim50"],
+           ("ddpm", timesteps): samples["ddpm1000"]}
+  drawn, report = {}, {}
+  for count in steps:
+    for sampler in ("ddpm", "ddim"):
+      started = time.perf_counter()
+      x = known.get((sampler, count))
+      if x is None:
+        x = draw(result, key, args.num_samples, args.quick, sampler=sampler, steps=count)
+      drawn[sampler, count] = x
+      report[f"{sampler}{count}"] = {"seconds": time.perf_counter() - started}
+  for (sampler, count), x in drawn.items():
+    reference = drawn[sampler, timesteps].reshape(len(x), -1)
+    report[f"{sampler}{count}"]["rms_to_all_steps"] = float(np.mean(np.sqrt(np.mean(
+        (x.reshape(len(x), -1) - reference) ** 2, axis=-1))))
+  names = {"ddpm": "DDPM (ancestral)", "ddim": "DDIM (η = 0)"}
+  panels.save_panels(path, [(f"{names[sampler]}, {count} steps", drawn[sampler, count][:16])
+                            for count in steps for sampler in ("ddpm", "ddim")],
+                     columns=8, value_range=spec.value_range, panels_per_row=2,
+                     pixels_per_unit=pixel_scale(spec))
+  return {"seed": args.seed, "num_samples": args.num_samples, "steps": steps, **report}
+
+
 def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
                 eval_examples: int, hybrid: bool = False) -> dict:
   """Trains, samples and evaluates on one dataset; returns its summary."""
@@ -135,21 +213,35 @@ def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
     train_seconds = max((r.get("time", 0.0) for r in history), default=train_seconds)
   spec = result.spec
   key = jax.random.PRNGKey(args.seed)
+  timesteps = config.model.timesteps
   timings = {}
   samples = {}
-  for label, kwargs in (("ddim50", dict(sampler="ddim", steps=min(50, config.model.timesteps))),
-                        ("ddpm1000", dict(sampler="ddpm", steps=config.model.timesteps))):
-    started = time.perf_counter()
-    if args.quick:  # one compiled program, no progress bar
-      x = np.asarray(jax.jit(lambda s, k, kw=kwargs: result.method.sample(
-          s, k, args.num_samples, **kw))(result.state, key))
-    else:  # compiled chunks with a progress bar
-      x = np.asarray(result.method.sample(result.state, key, args.num_samples,
-                                          progress=True, **kwargs))
-    timings[label] = time.perf_counter() - started
-    samples[label] = x
+  started = time.perf_counter()
+  samples["ddim50"] = draw(result, key, args.num_samples, args.quick, sampler="ddim",
+                           steps=min(50, timesteps))
+  timings["ddim50"] = time.perf_counter() - started
+  # The 1000-step chain with its snapshots: the last one is the samples.
+  started = time.perf_counter()
+  chain = draw(result, key, args.num_samples, args.quick, sampler="ddpm", steps=timesteps,
+               snapshots=CHAIN_SNAPSHOTS)
+  timings["ddpm1000"] = time.perf_counter() - started
+  samples["ddpm1000"] = chain[-1]
+  for label, x in samples.items():
     grid.save_image_grid(out / f"samples_{label}.png", x, columns=8,
                          value_range=spec.value_range)
+  panels.save_panels(out / "samples.png", [
+      (f"DDIM (η = 0), {min(50, timesteps)} steps", samples["ddim50"][:32]),
+      (f"DDPM (ancestral), {timesteps} steps", samples["ddpm1000"][:32])],
+      columns=8, value_range=spec.value_range, pixels_per_unit=pixel_scale(spec))
+  save_chain(out / "chain.png", chain, timesteps, spec)
+  comparison = None
+  if name == "digits":
+    comparison = compare_samplers(result, key, args, samples, out / "samplers.png")
+  if args.figures:
+    figures = pathlib.Path(args.figures_dir)
+    figures.mkdir(parents=True, exist_ok=True)
+    for file in DOC_FIGURES[name]:
+      shutil.copyfile(out / file, figures / f"ddpm_{name}_{file}")
   save_curve(out / "training_curve.png", result.history,
              f"DDPM on {data}: {steps} steps, batch {config.data.batch_size}")
   bound = bound_on_test(result, eval_examples, 64 if not args.quick else 32, args.seed)
@@ -165,6 +257,7 @@ def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
       "train_seconds": train_seconds,
       "steps_per_second": train[-1].get("steps_per_sec") if train else None,
       "sampling_seconds": timings,
+      "samplers": comparison,
       "sample_value_range": [float(samples["ddim50"].min()), float(samples["ddim50"].max())],
       "num_parameters": int(sum(np.size(p) for p in jax.tree.leaves(result.state.params))),
       "figures": sorted(str(p) for p in out.glob("*.png")),
@@ -189,6 +282,10 @@ def main(argv: list[str] | None = None) -> dict:
                       help="which of digits, digits_hybrid (learned variance, hybrid "
                            "loss), mnist to run; summary.json keeps earlier entries")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--figures", action="store_true",
+                      help="also copy the figures docs/diffusion.md shows into "
+                           "--figures-dir as ddpm_<dataset>_<file>")
+  parser.add_argument("--figures-dir", default=str(FIGURES))
   parser.add_argument("--reuse", action="store_true",
                       help="restore finished training runs under --out instead of "
                            "retraining (sampling and the bound are recomputed)")

@@ -1,6 +1,6 @@
 """Latent diffusion on digits: a VAE first, then DDPM in its code space.
 
-  python experiments/diffusion_latent.py [--quick] [--out runs/diffusion_latent]
+  python experiments/diffusion_latent.py [--quick] [--out runs/diffusion_latent] [--figures]
 
 1. Trains a jaxgen `vae` (MLP, Gaussian decoder on grey digits in [0, 1]).
 2. Trains `latent_diffusion` (the MLP denoiser) on the VAE's posterior means,
@@ -12,8 +12,10 @@
    mixtures of digits; the diffusion learns the aggregate posterior itself.
    The codes of real training digits against the test codes give the floor
    (the two samples differ only by chance).
-Writes vae_prior_samples.png, latent_diffusion_samples.png and summary.json
-(the VAE's reconstructions are in vae/reconstructions.png).
+Writes vae_prior_samples.png, latent_diffusion_samples.png, samples.png (the
+two side by side, titled with their MMD) and summary.json (the VAE's
+reconstructions are in vae/reconstructions.png). `--figures` also copies
+samples.png into docs/figures/ (`--figures-dir`) as latent_diffusion_samples.png.
 `--quick`: tiny models, a few steps (a smoke test, not a result).
 """
 
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -35,7 +38,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import jaxgen  # noqa: E402
 from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
-from jaxgen.viz import grid  # noqa: E402
+from jaxgen.viz import grid, panels  # noqa: E402
+
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 
 def mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
@@ -85,6 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--latent-dim", type=int, default=8)
   parser.add_argument("--num-samples", type=int, default=1000)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--figures", action="store_true",
+                      help="also copy samples.png into --figures-dir")
+  parser.add_argument("--figures-dir", default=str(FIGURES))
   args = parser.parse_args(argv)
   if args.quick:
     args.vae_steps, args.steps, args.num_samples = 3, 3, 64
@@ -137,6 +145,16 @@ def main(argv: list[str] | None = None) -> dict:
                        value_range=value_range)
   grid.save_image_grid(out / "latent_diffusion_samples.png", images[:n], columns=8,
                        value_range=value_range)
+  shown = min(32, n)
+  panels.save_panels(out / "samples.png", [
+      (f"VAE prior N(0, I), decoded: MMD² {scores['mmd2_prior_vs_test_codes']:.4f}",
+       prior_images[:shown]),
+      (f"latent diffusion, decoded: MMD² {scores['mmd2_latent_diffusion_vs_test_codes']:.4f}",
+       images[:shown])], columns=8, value_range=value_range)
+  if args.figures:
+    pathlib.Path(args.figures_dir).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / "samples.png",
+                    pathlib.Path(args.figures_dir) / "latent_diffusion_samples.png")
   summary = {
       "vae_steps": args.vae_steps, "latent_steps": args.steps,
       "latent_dim": args.latent_dim, "latent_scale": scale,

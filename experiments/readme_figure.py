@@ -54,6 +54,9 @@ PANELS = (
           (0.835, 0.0, 1.0, 1.0)),
     Panel("WaveNet, sines", "wavenet_sines.png", "experiments/wavenet_seq1d.py --figures",
           (0.5, 0.05, 1.0, 0.55)),
+    # The right-hand grid: ancestral sampling over all 1,000 steps.
+    Panel("DDPM, digits", "ddpm_digits_samples.png",
+          "experiments/diffusion_digits.py --datasets digits --figures", (0.5, 0.0, 1.0, 1.0)),
 )
 
 
@@ -66,7 +69,7 @@ def cut(image: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarra
 
 
 def compose(panels: tuple[Panel, ...], figures: pathlib.Path, out: pathlib.Path,
-            columns: int = 5, dpi: int = 60) -> pathlib.Path:
+            columns: int = 6, dpi: int = 60) -> pathlib.Path:
   missing = [p for p in panels if not (figures / p.file).is_file()]
   if missing:
     raise SystemExit(f"error: {figures / missing[0].file} does not exist; run "

@@ -397,10 +397,15 @@ def sample(model: Model, guides: Guides, state: TrainState, key: jax.Array, num:
   if snapshots:
     chain = [model.space.decode(state.model_state, x_T)]
     y = x_T
-    for part in np.array_split(np.arange(plan.num_steps), snapshots):
+    parts = np.array_split(np.arange(plan.num_steps), snapshots)
+    for i, part in enumerate(parts):
       piece = jax.tree.map(lambda a, p=part: a[p[0]:p[-1] + 1], plan)
+      # With `progress`, a bar per run of steps (eager calls only, as below).
       y = samplers.sample(denoise, params, cond, how, piece, y, keys["chain"], eta,
-                          grad_fn, scale)
+                          grad_fn, scale,
+                          chunk_size=s.progress_chunk if progress else 0, progress=progress,
+                          description=f"{model.name} {sampler} {steps} steps, "
+                                      f"part {i + 1}/{snapshots}")
       chain.append(model.space.decode(state.model_state, y))
     return jnp.stack(chain)
   y = samplers.sample(denoise, params, cond, how, plan, x_T, keys["chain"],

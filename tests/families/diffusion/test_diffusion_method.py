@@ -190,6 +190,15 @@ def test_chain_snapshots_start_at_the_prior_draw_and_end_at_the_samples(cfg_run,
   np.testing.assert_allclose(np.asarray(chain[0]), np.clip(np.asarray(x_T), -1.0, 1.0),
                              atol=1e-6)
   assert not np.allclose(np.asarray(chain[2]), np.asarray(chain[-1]))
+  if sampler == "ddpm":  # (one sampler: the chunks compile anew)
+    # With progress=True each run of steps goes in compiled chunks (2 steps
+    # here, so runs of 3 are split) with a bar between them: the same chain.
+    config = cfg_run.config.copy_and_resolve_references()
+    config.model.progress_chunk = 2
+    chunked = registry.get("ddpm").make(config, cfg_run.spec)
+    shown = chunked.sample(state, key, 6, labels=labels, sampler=sampler, steps=10,
+                           eta=0.5, snapshots=4, progress=True)
+    np.testing.assert_allclose(np.asarray(shown), np.asarray(chain), rtol=1e-5, atol=1e-5)
   with pytest.raises(ConfigError, match="snapshots must be 0 to the number of sampling steps"):
     method.sample(state, key, 6, steps=10, snapshots=11)
 
