@@ -204,34 +204,35 @@ def inception_run(tmp_path_factory):
   return root / "run", root / "inception.npz", sha256
 
 
-def _low_rank_sqrtm_product(sigma1, sigma2):
-  """A matrix whose trace is Tr sqrtm(sigma1 @ sigma2), for PSD sigmas, sigma1 of rank < 16.
+def _low_rank_sqrtm(product):
+  """(A matrix whose trace is Tr sqrtm(product), True) for a product Σ1Σ2 of rank < 16.
 
-  With Σ1 = Q M Qᵀ (Q [d, 16] orthonormal, spanning Σ1's columns), Σ1Σ2 has the
-  nonzero eigenvalues of M^½ (QᵀΣ2Q) M^½ (PSD, 16 × 16), so the trace of its
-  principal square root is the sum of their square roots; FID uses nothing but
-  that trace. Milliseconds where scipy's Schur sqrtm of a 2048×2048 product (and
-  even numpy's eigh) takes minutes on CI's busy CPU.
+  With Q [d, 16] orthonormal spanning the product's columns, P = Q QᵀP, so P's
+  nonzero eigenvalues are those of QᵀPQ (16 × 16); they are real and >= 0 for
+  PSD Σ1, Σ2 (P is similar to Σ1^½ Σ2 Σ1^½), and the trace of P's principal
+  square root is the sum of their square roots: FID uses nothing but that
+  trace. Milliseconds where scipy's Schur sqrtm of a 2048×2048 product takes
+  minutes on CI's busy CPU. Same signature as `jaxgen.metrics.fid._sqrtm`.
   """
-  probe = np.random.default_rng(0).normal(size=(len(sigma1), 16))
-  q, _ = np.linalg.qr(sigma1 @ probe)
-  m = q.T @ sigma1 @ q
-  assert np.allclose(q @ m @ q.T, sigma1, rtol=0, atol=1e-9 * np.abs(sigma1).max()), "rank >= 16"
-  values, vectors = np.linalg.eigh(m)
-  root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-  eigenvalues = np.linalg.eigvalsh(root @ (q.T @ sigma2 @ q) @ root)
-  return np.diag(np.sqrt(np.clip(eigenvalues, 0, None)))
+  probe = np.random.default_rng(0).normal(size=(len(product), 16))
+  q, _ = np.linalg.qr(product @ probe)
+  assert np.allclose(q @ (q.T @ product), product, rtol=0,
+                     atol=1e-9 * np.abs(product).max()), "rank >= 16"
+  values = np.linalg.eigvals(q.T @ product @ q)
+  return np.diag(np.sqrt(np.clip(values.real, 0, None))), True
 
 
 def test_the_low_rank_square_root_agrees_with_scipy():
   rng = np.random.default_rng(0)
   sigma1 = np.cov(rng.normal(size=(6, 30)), rowvar=False)    # rank 5
   sigma2 = np.cov(rng.normal(size=(40, 30)), rowvar=False)   # full rank
-  sqrtm = fid_lib._sqrtm_product  # pylint: disable=protected-access
-  expected = np.trace(sqrtm(sigma1, sigma2)).real
-  assert np.trace(_low_rank_sqrtm_product(sigma1, sigma2)) == pytest.approx(expected, rel=1e-7)
+  for product in (sigma1 @ sigma2, sigma2 @ sigma1):
+    root, usable = fid_lib._sqrtm(product)  # pylint: disable=protected-access
+    assert usable
+    low_rank, _ = _low_rank_sqrtm(product)
+    assert np.trace(low_rank) == pytest.approx(np.trace(root).real, rel=1e-7)
   with pytest.raises(AssertionError, match="rank >= 16"):
-    _low_rank_sqrtm_product(sigma2, sigma1)
+    _low_rank_sqrtm(sigma2 @ np.cov(rng.normal(size=(40, 30)), rowvar=False))
 
 
 @pytest.mark.slow
@@ -244,7 +245,7 @@ def test_eval_command_computes_inception_metrics_from_a_weights_file(capsys, inc
   estimator itself is checked against pytorch-fid in test_fid.py and
   test_inception_reference.py.
   """
-  monkeypatch.setattr(fid_lib, "_sqrtm_product", _low_rank_sqrtm_product)
+  monkeypatch.setattr(fid_lib, "_sqrtm", _low_rank_sqrtm)
   workdir, weights, sha256 = inception_run
   settings = [f"metrics.inception_weights={weights}", "metrics.chunk_size=4",
               "metrics.kid_subsets=3", "metrics.kid_subset_size=4", "metrics.is_splits=2",
