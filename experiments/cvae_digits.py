@@ -44,13 +44,6 @@ def get_config():
   return config
 
 
-def shrink_png(source: pathlib.Path, target: pathlib.Path, colours: int = 64) -> None:
-  """A palette copy of a PNG: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  target.parent.mkdir(parents=True, exist_ok=True)
-  with Image.open(source) as image:
-    image.convert("RGB").quantize(colors=colours).save(target, optimize=True)
-
 
 def label_check(method, state, config, per_class: int = 100) -> dict:
   """How often a logistic regression of the real (binarized) training digits reads
@@ -81,6 +74,7 @@ def main(argv=None) -> dict:
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jaxgen.viz import grid  # pylint: disable=import-outside-toplevel
+  from jaxgen.viz.panels import shrink_png  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", default="runs/cvae_digits")
   parser.add_argument("--quick", action="store_true", help="tiny run for tests")
@@ -107,7 +101,7 @@ def main(argv=None) -> dict:
   record = {"steps": config.train.steps, "test": result.metrics["eval"],
             "label_check": label_check(method, state, config), "figure": str(path)}
   if args.figures:
-    shrink_png(path, pathlib.Path(args.figures_dir) / "cvae_digits_class_samples.png")
+    shrink_png(path, target=pathlib.Path(args.figures_dir) / "cvae_digits_class_samples.png")
   (workdir / "results.json").write_text(json.dumps(record, indent=2) + "\n")
   print(json.dumps({"test": record["test"], "label_check": record["label_check"]}, indent=2))
   return record

@@ -39,13 +39,6 @@ def get_config():
   return config
 
 
-def shrink_png(source: pathlib.Path, target: pathlib.Path, colours: int = 64) -> None:
-  """A palette copy of a PNG: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  target.parent.mkdir(parents=True, exist_ok=True)
-  with Image.open(source) as image:
-    image.convert("RGB").quantize(colors=colours).save(target, optimize=True)
-
 
 def main(argv=None) -> dict:
   """Trains get_config(), reports its test numbers, draws clean/corrupted/denoised rows."""
@@ -54,6 +47,7 @@ def main(argv=None) -> dict:
   from jaxgen import data as data_lib  # pylint: disable=import-outside-toplevel
   from jaxgen.families.autoencoder import losses  # pylint: disable=import-outside-toplevel
   from jaxgen.viz.grid import save_row_groups  # pylint: disable=import-outside-toplevel
+  from jaxgen.viz.panels import shrink_png  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", default="runs/dae_digits")
   parser.add_argument("--quick", action="store_true", help="tiny run for tests")
@@ -86,7 +80,7 @@ def main(argv=None) -> dict:
   record = {"steps": config.train.steps, "test": result.metrics["eval"],
             "shown_digits_mse": shown_mse, "figure": str(path)}
   if args.figures:
-    shrink_png(path, pathlib.Path(args.figures_dir) / "dae_digits_denoising.png")
+    shrink_png(path, target=pathlib.Path(args.figures_dir) / "dae_digits_denoising.png")
   (workdir / "results.json").write_text(json.dumps(record, indent=2) + "\n")
   print(json.dumps({"test": record["test"], "shown_digits_mse": shown_mse}, indent=2))
   return record

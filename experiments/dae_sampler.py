@@ -54,6 +54,7 @@ from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen import registry, viz  # noqa: E402
 from jaxgen.metrics.mode_coverage import mode_coverage  # noqa: E402
+from jaxgen.viz.panels import shrink_png  # noqa: E402
 
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 SAMPLERS = {   # name: sampling-time overrides
@@ -168,13 +169,6 @@ def digits_chains(path: pathlib.Path, steps: int) -> dict:
           "test_denoising_mse": result.metrics["eval"]["denoising_mse"],
           "chains": chains, "samples_per_chain": per_chain}
 
-
-def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
-  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  with Image.open(path) as image:
-    small = image.convert("RGB").quantize(colors=colours)
-  small.save(path, optimize=True)
 
 
 def markdown(report: dict) -> str:

@@ -46,17 +46,11 @@ import jaxgen  # noqa: E402
 from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
+from jaxgen.viz.panels import shrink_png  # noqa: E402
 
 MNIST = "idx:../shared/data/mnist-t10k"
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 
-
-def shrink_png(source: pathlib.Path, target: pathlib.Path, colours: int = 64) -> None:
-  """A palette copy of a PNG: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  target.parent.mkdir(parents=True, exist_ok=True)
-  with Image.open(source) as image:
-    image.convert("RGB").quantize(colors=colours).save(target, optimize=True)
 
 
 def shape_measures(images: np.ndarray, value_range) -> dict[str, np.ndarray]:
@@ -184,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
   if args.figures:
     for k in range(continuous):
       shrink_png(out / f"codes_c{k + 1}.png",
-                 pathlib.Path(args.figures_dir) / f"infogan_{args.data}_codes_c{k + 1}.png")
+                 target=pathlib.Path(args.figures_dir) / f"infogan_{args.data}_codes_c{k + 1}.png")
   print("\n".join(lines))
   return record
 

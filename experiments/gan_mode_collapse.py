@@ -58,6 +58,7 @@ from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.families.gan import objectives as gan_objectives  # noqa: E402
 from jaxgen.metrics import mode_coverage  # noqa: E402
+from jaxgen.viz.panels import shrink_png  # noqa: E402
 
 DATASETS = ("toy2d:ring8", "toy2d:grid25")
 LR_MULTIPLIER = 5.0
@@ -304,13 +305,6 @@ def plot_mode_bars(rows: list[dict], path: pathlib.Path, dpi: int = 70) -> None:
   fig.savefig(path)
   plt.close(fig)
 
-
-def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
-  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  with Image.open(path) as image:
-    small = image.convert("RGB").quantize(colors=colours)
-  small.save(path, optimize=True)
 
 
 def saved_final_samples(out: pathlib.Path, data: str, names: list[str]

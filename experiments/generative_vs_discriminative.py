@@ -54,6 +54,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import jaxgen  # noqa: E402
 from jaxgen import config as config_lib  # noqa: E402
+from jaxgen.viz.panels import shrink_png  # noqa: E402
 
 # name: (method, overrides). The second naive Bayes is a sensitivity check:
 # sklearn's default var_smoothing leaves near-zero variances for pixels that
@@ -171,13 +172,6 @@ def plot(report: dict, path: pathlib.Path, dpi: int = 120) -> None:
   fig.savefig(path, dpi=dpi)
   plt.close(fig)
 
-
-def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
-  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  with Image.open(path) as image:
-    small = image.convert("RGB").quantize(colors=colours)
-  small.save(path, optimize=True)
 
 
 def markdown(report: dict) -> str:

@@ -45,6 +45,7 @@ import jaxgen  # noqa: E402
 from jaxgen import config as config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.families import gmm  # noqa: E402
+from jaxgen.viz.panels import shrink_png  # noqa: E402
 
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
 DATASETS = {"toy2d:grid25": 25, "toy2d:moons": 8}   # data: K of the ellipse figure
@@ -108,13 +109,6 @@ def plot_ellipses(path: pathlib.Path, data: str, x: np.ndarray, params: list[dic
   fig.savefig(path, dpi=dpi)
   plt.close(fig)
 
-
-def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
-  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  with Image.open(path) as image:
-    small = image.convert("RGB").quantize(colors=colours)
-  small.save(path, optimize=True)
 
 
 def bic_curve(data: str, ks: tuple[int, ...], examples: int, steps: int,

@@ -46,6 +46,7 @@ from jaxgen.families.gan.progressive_settings import build_networks  # noqa: E40
 from jaxgen.metrics import sample_metrics  # noqa: E402
 from jaxgen.metrics.classifier_score import classifier_score, label_statistics  # noqa: E402
 from jaxgen.viz import grid  # noqa: E402
+from jaxgen.viz.panels import shrink_png  # noqa: E402
 
 MNIST = "idx:../shared/data/mnist-t10k"
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
@@ -219,13 +220,6 @@ def summarize(records: list[dict]) -> dict:
                          "per_seed": values} if values else None)
   return out
 
-
-def shrink_png(path: pathlib.Path, colours: int = 64) -> None:
-  """Re-saves a PNG with a palette of `colours`: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  with Image.open(path) as image:
-    small = image.convert("RGB").quantize(colors=colours)
-  small.save(path, optimize=True)
 
 
 def markdown(data: str, summary: dict, real: dict, steps: int, seeds: list[int]) -> str:

@@ -41,13 +41,6 @@ def get_config():
   return config
 
 
-def shrink_png(source: pathlib.Path, target: pathlib.Path, colours: int = 64) -> None:
-  """A palette copy of a PNG: the docs' copies stay tens of KB."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
-  target.parent.mkdir(parents=True, exist_ok=True)
-  with Image.open(source) as image:
-    image.convert("RGB").quantize(colors=colours).save(target, optimize=True)
-
 
 def main(argv=None) -> dict:
   """Trains get_config(), reports its test numbers, draws samples and reconstructions."""
@@ -55,6 +48,7 @@ def main(argv=None) -> dict:
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jaxgen import data as data_lib  # pylint: disable=import-outside-toplevel
   from jaxgen.viz import grid  # pylint: disable=import-outside-toplevel
+  from jaxgen.viz.panels import shrink_png  # pylint: disable=import-outside-toplevel
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", default="runs/vae_digits")
   parser.add_argument("--quick", action="store_true", help="tiny run for tests")
@@ -84,7 +78,7 @@ def main(argv=None) -> dict:
             "figures": {name: str(path) for name, path in paths.items()}}
   if args.figures:
     for name, path in paths.items():
-      shrink_png(path, pathlib.Path(args.figures_dir) / f"vae_digits_{name}.png")
+      shrink_png(path, target=pathlib.Path(args.figures_dir) / f"vae_digits_{name}.png")
   (workdir / "results.json").write_text(json.dumps(record, indent=2) + "\n")
   print(json.dumps(record["test"], indent=2))
   return record

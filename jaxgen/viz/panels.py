@@ -56,14 +56,20 @@ def save_figure(fig: Figure, path: PathLike, colours: int = 64) -> pathlib.Path:
   return _save(fig, path, colours)
 
 
-def shrink_png(path: PathLike, colours: int = 64) -> pathlib.Path:
-  """Re-saves a PNG with a palette of `colours`: docs/figures copies stay tens of KB."""
+def shrink_png(path: PathLike, colours: int = 64, *,
+               target: PathLike | None = None) -> pathlib.Path:
+  """Re-saves a PNG with a palette of `colours`: docs/figures copies stay tens of KB.
+
+  With `target`, the small copy goes there (its folder made) and `path` is kept.
+  """
   from PIL import Image  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(path)
+  target = path if target is None else pathlib.Path(target)
   with Image.open(path) as image:
     small = image.convert("RGB").quantize(colors=colours)
-  small.save(path, optimize=True)
-  return path
+  target.parent.mkdir(parents=True, exist_ok=True)
+  small.save(target, optimize=True)
+  return target
 
 
 def _save(fig: Figure, path: PathLike, colours: int) -> pathlib.Path:

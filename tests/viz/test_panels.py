@@ -41,3 +41,17 @@ def test_panels_in_rows_and_a_figure_keep_their_palette(tmp_path):
     assert len(image.getcolors()) <= 16
   with pytest.raises(ValueError, match="at least one panel"):
     panels.save_panels(tmp_path / "none.png", [])
+
+
+def test_shrink_png_in_place_or_into_a_target(tmp_path):
+  rng = np.random.default_rng(0)
+  source = tmp_path / "big.png"
+  Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(source)
+  before = source.read_bytes()
+  target = panels.shrink_png(source, 8, target=tmp_path / "docs" / "small.png")
+  assert target == tmp_path / "docs" / "small.png" and source.read_bytes() == before
+  with Image.open(target) as image:
+    assert image.mode == "P" and len(image.getcolors()) <= 8
+  assert panels.shrink_png(source, 8) == source
+  with Image.open(source) as image:
+    assert image.mode == "P" and len(image.getcolors()) <= 8
