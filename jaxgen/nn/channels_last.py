@@ -79,20 +79,17 @@ def _conv_backward(strides, padding, lhs_dilation, rhs_dilation, precision, resi
   in_shape, out_shape, window = x.shape[1:-1], ct.shape[1:-1], w.shape[:-2]
   # Input gradient: the cotangent convolved with the flipped kernel, its in/out
   # channels swapped (JAX's padding rule for the transposed convolution).
-  dx_padding = []
+  # Weight gradient: the batch is the contraction, so batch and channels trade
+  # places (transposes) and the cotangent is the kernel, dilated by the strides.
+  dx_padding, dw_padding = [], []
   for size, k, s, out, (lo, _), a, d in zip(in_shape, window, strides, out_shape, padding,
                                             lhs_dilation, rhs_dilation):
     before = _dilated(k, d) - lo - 1
-    after = _dilated(size, a) + _dilated(k, d) - 1 - _dilated(out, s) - before
-    dx_padding.append((before, after))
+    dx_padding.append((before, _dilated(size, a) + _dilated(k, d) - 1 - _dilated(out, s)
+                       - before))
+    dw_padding.append((lo, _dilated(out, s) - _dilated(size, a) + _dilated(k, d) - lo - 1))
   flipped = jax.numpy.flip(w, tuple(range(spatial))).swapaxes(-1, -2)
   dx = _conv(ct, flipped, lhs_dilation, tuple(dx_padding), strides, rhs_dilation, precision)
-  # Weight gradient: the batch is the contraction, so batch and channels trade
-  # places (transposes) and the cotangent is the kernel, dilated by the strides.
-  dw_padding = []
-  for size, k, s, out, (lo, _), a, d in zip(in_shape, window, strides, out_shape, padding,
-                                            lhs_dilation, rhs_dilation):
-    dw_padding.append((lo, _dilated(out, s) - _dilated(size, a) + _dilated(k, d) - lo - 1))
   swap = (x.ndim - 1,) + tuple(range(1, x.ndim - 1)) + (0,)  # [C, *S, N]
   kernel = tuple(range(1, ct.ndim - 1)) + (0, ct.ndim - 1)   # [*O, N, Co]
   dw = _conv(x.transpose(swap), ct.transpose(kernel), rhs_dilation, tuple(dw_padding),
