@@ -33,3 +33,19 @@ def pytest_configure(config):
     jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_collection_modifyitems(config, items):
+  """Modules with the most `slow` tests run first, each module's tests together.
+
+  With two xdist workers the suite's wall time is about half its summed time
+  only when no long test is left for the end, when the other worker would idle
+  through it; collection order put the notebooks (16-115 s each) last. Whole
+  modules move, in their own order, so module-scoped fixtures are set up once.
+  """
+  del config
+  slow_per_module: dict = {}
+  for item in items:
+    count = slow_per_module.setdefault(item.module.__name__, 0)
+    slow_per_module[item.module.__name__] = count + (item.get_closest_marker("slow") is not None)
+  items.sort(key=lambda item: -slow_per_module[item.module.__name__])   # stable
