@@ -11,7 +11,11 @@ checked), warmed up, and then profiled over N train steps:
            of the compiled step) with its duration. Each thunk is assigned a
            kind from the optimized HLO: a fusion by the operations it calls
            (a convolution, a dot, a reduction, only transposes/copies, or
-           else elementwise), any other instruction by its opcode.
+           else elementwise) — one whose root is a transpose or copy counts
+           as layout work, though XLA folds its producer's elementwise ops
+           into it — any other instruction by its opcode; elementwise work
+           outside the model's forward and backward (no jvp in its op_name)
+           counts as the optimizer's.
   PyTorch  `torch.profiler`; each aten operator's self CPU time, assigned a
            kind by its name.
 
@@ -95,6 +99,12 @@ def hlo_kinds(hlo_text: str) -> dict[str, str]:
 
 
 def _kind_of_opcodes(name: str, opcodes: set[str]) -> str:
+  if name.startswith(("transpose", "copy")) and "convolution" not in opcodes \
+      and "dot" not in opcodes and "reduce" not in opcodes:
+    # XLA names a fusion after its root: a transpose or copy, into which it folds
+    # the producer's elementwise ops (recomputed) — layout work, e.g. a weight
+    # gradient's operand transpose.
+    return LAYOUT
   if "convolution" in opcodes or name.startswith("conv"):
     return "convolution"
   if "dot" in opcodes or name.startswith("dot"):
