@@ -112,7 +112,9 @@ def load_idx(path: str, options: DataOptions) -> RawData:
   elif root.is_file():
     found = [root]
   else:
-    raise DataError(f"idx:{path}: no such file or folder")
+    where = (f" (looked for {root.resolve()}, relative to the current folder {pathlib.Path.cwd()})"
+             if not root.is_absolute() else "")
+    raise DataError(f"idx:{path}: no such file or folder{where}")
 
   if len(found) == 1:
     x, labels = _read_idx_pair(found[0])

@@ -170,7 +170,7 @@ def test_idx_train_and_t10k_files_are_the_splits(tmp_path):
   np.testing.assert_array_equal(np.concatenate([b["x"] for b in batches])[:7, ..., 0], test)
 
 
-def test_idx_other_dtypes_and_bad_files(tmp_path):
+def test_idx_other_dtypes_and_bad_files(tmp_path, monkeypatch):
   values = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7
   write_idx(tmp_path / "f.idx", values, False)
   np.testing.assert_array_equal(data.read_idx(tmp_path / "f.idx"), values)
@@ -180,8 +180,16 @@ def test_idx_other_dtypes_and_bad_files(tmp_path):
   (tmp_path / "junk-images-idx3").write_bytes(b"not an idx file")
   with pytest.raises(DataError, match="not an IDX file"):
     data.load_dataset(f"idx:{tmp_path}/junk-images-idx3")
-  with pytest.raises(DataError, match="no such file"):
+  with pytest.raises(DataError, match="no such file") as absolute:
     data.load_dataset(f"idx:{tmp_path}/missing")
+  assert "looked for" not in str(absolute.value)
+  # A relative path that is not found names where it was looked for.
+  (tmp_path / "sub").mkdir()
+  monkeypatch.chdir(tmp_path / "sub")
+  with pytest.raises(DataError, match="no such file") as relative:
+    data.load_dataset("idx:../shared/mnist")
+  assert str(tmp_path / "shared" / "mnist") in str(relative.value)
+  assert str(tmp_path / "sub") in str(relative.value)
 
 
 # npz and image folders
