@@ -49,12 +49,13 @@ def test_defaults_per_data_and_mnist_configs_follow_their_experiments(script):
 def test_table_and_figure_use_the_networks_names(script, tmp_path, monkeypatch):
   def row(fid, precision):
     net = "lenet_mnist"
-    return {"metrics": {f"fid_{net}": fid, f"kid_{net}": 0.0123, f"kid_{net}_std": 0.0045,
+    return {"metrics": {f"fid_{net}": fid, f"kid_{net}": 84.928, f"kid_{net}_std": 6.8226,
                         f"is_{net}": 8.5, f"pr_{net}_precision": precision,
                         f"pr_{net}_recall": 0.75}, "steps": 10}
   results = {"dcgan": row(12.345, 0.5), "real test images": {**row(0.5, 0.9), "samples": 2000}}
   lines = script.table(results, 1000, "lenet_mnist").splitlines()
-  assert lines[2] == "| dcgan | 10 | 1000 | 12.35 | 12.30 ± 4.50 | 8.50 | 0.500 | 0.750 |"
+  assert "| KID-LeNet ↓ |" in lines[0]   # the MNIST LeNet's KIDs are not scaled
+  assert lines[2] == "| dcgan | 10 | 1000 | 12.35 | 84.93 ± 6.82 | 8.50 | 0.500 | 0.750 |"
   assert lines[3].startswith("| real test images | 10 | 2000 | 0.50 |")
   with pytest.raises(KeyError, match="fid_lenet_digits"):
     script.table(results, 1000)   # the digits network's names are not these
