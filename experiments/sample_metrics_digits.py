@@ -122,11 +122,15 @@ def _trained(workdir: pathlib.Path, steps: int) -> bool:
     return False
 
 
-def real_row(data: str, num_reference: int) -> dict:
-  """The held-out test images against the training-split reference (grey)."""
+def real_row(data: str, num_reference: int, max_examples: int = 0) -> dict:
+  """The held-out test images against the training-split reference (grey).
+
+  `max_examples`: the DCGAN's data.max_examples (set by --quick), so that the
+  reference is the one its row used.
+  """
   options = sample_metrics.MetricOptions(kid_subset_size=1000)
   network = sample_metrics.load_network(NETWORK[data], options)
-  dataset = data_lib.load_dataset(DATA[data])
+  dataset = data_lib.load_dataset(DATA[data], max_examples=max_examples)
   train, _ = data_lib.eval_arrays(dataset, "train")
   test, _ = data_lib.eval_arrays(dataset, "test")
   assert len(train) == num_reference
@@ -201,7 +205,8 @@ def main(argv=None) -> int:
                       "eval_file": str(evaluated["path"])}
       print(row, json.dumps(evaluated["metrics"]), flush=True)
   reference = results["dcgan"]["protocol"]["reference"]["examples"]
-  results["real test images"] = real_row(args.data, reference)
+  results["real test images"] = real_row(args.data, reference,
+                                         runs["dcgan"][0].data.max_examples)
   out.mkdir(parents=True, exist_ok=True)
   (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
   (out / "results.md").write_text(table(results, args.num, network) + "\n")
