@@ -2,7 +2,7 @@
 
 Run:  python experiments/pggan_digits.py [--quick] [--out runs/pggan_digits]
           [--data digits|mnist] [--seeds 0,1,2] [--steps N] [--figures]
-          [--fade-images N] [--stable-images N] [--workers N]
+          [--fade-images N] [--stable-images N] [--channels W,W,...] [--workers N]
 
 For each seed it trains `pggan` (4x4 -> 8x8 on digits; MNIST padded to 32:
 4 -> 8 -> 16 -> 32) and the `gan` method's DCGAN on the same data with the
