@@ -2,7 +2,7 @@
 
 Run:  python experiments/pggan_digits.py [--quick] [--out runs/pggan_digits]
           [--data digits|mnist] [--seeds 0,1,2] [--steps N] [--figures]
-          [--fade-images N] [--stable-images N] [--workers N]
+          [--fade-images N] [--stable-images N] [--channels W,W,...] [--workers N]
 
 For each seed it trains `pggan` (4x4 -> 8x8 on digits; MNIST padded to 32:
 4 -> 8 -> 16 -> 32) and the `gan` method's DCGAN on the same data with the
@@ -58,16 +58,18 @@ def configs(data: str, steps: int, quick: bool, fade_images: int = 16_000,
             stable_images: int = 16_000, channels: tuple[int, ...] = ()):
   """(pggan config, DCGAN config) of the same size, data, batch and budget.
 
-  `channels` (digits only): pggan's widths per resolution (4x4, 8x8); the
-  DCGAN's generator gets the same, its discriminator the reverse."""
+  `channels`: pggan's widths per resolution (digits: 4x4, 8x8; MNIST: 4x4 to
+  32x32); on digits the DCGAN's generator gets the same, its discriminator the
+  reverse; on MNIST the DCGAN's 7x7 and 14x14 levels get the 8x8 and 16x16 widths."""
   name = MNIST if data == "mnist" else "digits"
   pggan = config_lib.get_config("pggan", name)
   dcgan = config_lib.get_config("gan", name)
   if data == "mnist":
-    # 4 resolutions for pggan; the DCGAN's two levels get the two widest.
-    widths = (64, 64, 32, 16)
-    dcgan_overrides = ["model.generator_channels=(64, 32)",
-                       "model.discriminator_channels=(32, 64)"]
+    # 4 resolutions (4, 8, 16, 32) for pggan; the DCGAN's two levels (7x7 and
+    # 14x14, 28x28 = 2^2 x 7) get pggan's widths at the nearest sizes, 8 and 16.
+    widths = tuple(channels) or (64, 64, 32, 16)
+    dcgan_overrides = [f"model.generator_channels={widths[1:3]}",
+                       f"model.discriminator_channels={widths[2:0:-1]}"]
   else:
     widths = tuple(channels) or (64, 32)
     dcgan_overrides = [f"model.generator_channels={widths}",
@@ -75,8 +77,9 @@ def configs(data: str, steps: int, quick: bool, fade_images: int = 16_000,
   pg_overrides = [f"model.channels={widths}", f"model.fade_images={fade_images}",
                   f"model.stable_images={stable_images}"]
   if quick:
-    pg_overrides = ["model.channels=(8, 4)", "model.fade_images=64", "model.stable_images=64",
-                    "model.ema_decay=0.9"]
+    quick_widths = (8, 8, 4, 4) if data == "mnist" else (8, 4)   # one per resolution
+    pg_overrides = [f"model.channels={quick_widths}", "model.fade_images=64",
+                    "model.stable_images=64", "model.ema_decay=0.9"]
     dcgan_overrides = ["model.generator_channels=(8, 4)", "model.discriminator_channels=(4, 8)",
                        "model.ema_decay=0.9"]
   shared = COMMON + ["data.batch_size=16" if quick else "data.batch_size=64"]
@@ -296,8 +299,9 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--fade-images", type=int, default=16_000)
   parser.add_argument("--stable-images", type=int, default=16_000)
   parser.add_argument("--channels", default="",
-                      help="digits: widths per resolution, e.g. 32,16 (default 64,32); "
-                           "the DCGAN gets the same")
+                      help="widths per resolution, e.g. 32,16 on digits (default "
+                           "64,32), 32,32,16,8 on MNIST (default 64,64,32,16); the "
+                           "DCGAN gets the same per level")
   parser.add_argument("--workers", type=int, default=1,
                       help="processes training the seeds side by side (each seed's "
                            "numbers are the same either way)")
@@ -309,8 +313,10 @@ def main(argv: list[str] | None = None) -> dict:
                            "sessions and seeds share their programs")
   args = parser.parse_args(argv)
   args.channels = tuple(int(c) for c in args.channels.split(",") if c)
-  if args.channels and (args.data != "digits" or len(args.channels) != 2):
-    parser.error("--channels takes two widths (4x4, 8x8), on digits only")
+  levels = 2 if args.data == "digits" else 4
+  if args.channels and len(args.channels) != levels:
+    parser.error(f"--channels takes {levels} widths on {args.data} (one per resolution "
+                 f"from 4x4)")
   enable_compile_cache(args)
   args.steps = args.steps or (12 if args.quick else 3000)
   seeds = [int(s) for s in args.seeds.split(",")]

@@ -42,3 +42,23 @@ def test_pggan_digits_quick(tmp_path):
   for name in ("growing", "samples_pggan", "samples_dcgan"):   # small docs copies
     size = (figures / f"pggan_digits_{name}.png").stat().st_size
     assert 0 < size < 100 * 2**10, (name, size)
+
+
+def test_pggan_mnist_configs_match_the_dcgan_per_level():
+  """MNIST (4 resolutions): pggan gets one width per resolution, the DCGAN's
+  7x7/14x14 levels pggan's 8x8/16x16 widths; same batch, steps, latent size.
+  Builds configs only (no data is read)."""
+  experiment = load_experiment("pggan_digits")
+  pggan, dcgan = experiment.configs("mnist", 500, False, 2560, 2560, (32, 32, 16, 8))
+  assert tuple(pggan.model.channels) == (32, 32, 16, 8)
+  assert tuple(dcgan.model.generator_channels) == (32, 16)
+  assert tuple(dcgan.model.discriminator_channels) == (16, 32)
+  assert pggan.data.batch_size == dcgan.data.batch_size == 64
+  assert pggan.train.steps == dcgan.train.steps == 500
+  assert pggan.model.latent_dim == dcgan.model.latent_dim
+  assert (pggan.model.fade_images, pggan.model.stable_images) == (2560, 2560)
+  quick, _ = experiment.configs("mnist", 12, True)
+  assert len(quick.model.channels) == 4       # 4x4 .. 32x32 (the --quick fix)
+  with pytest.raises(SystemExit) as error:    # 2 widths are digits' count, not MNIST's
+    experiment.main(["--data", "mnist", "--channels", "32,16"])
+  assert error.value.code == 2
