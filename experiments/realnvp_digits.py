@@ -1,7 +1,7 @@
 """RealNVP on 8x8 digits and on MNIST (the 10k test images): bits/dim, samples, interpolations.
 
   python experiments/realnvp_digits.py [--quick] [--out runs/realnvp_digits]
-                                       [--datasets digits,mnist] [--figures]
+                                       [--datasets digits,mnist] [--evals K] [--figures]
 
 For each dataset it trains the `realnvp` method (the multi-scale flow of
 Dinh et al. 2017: checkerboard and channel-wise affine couplings with ResNet
@@ -11,7 +11,11 @@ counted) and writes to OUT/<name>/:
   samples_t1.0.png, samples_t0.7.png   64 samples at temperature 1 and 0.7
   interpolation.png                    8 test pairs, elliptic paths in z
   bits.json                            test bits/dim and nats per example
-and OUT/summary.json with every number.
+and OUT/summary.json with every number. `--evals K` evaluates on the whole
+test split every steps // K steps and at the end, with a checkpoint at each:
+the learning curve (`curve`: step, test bits/dim, nats) sits beside the
+train-loss trend (`train_curve`: the logged window means), and a run stopped
+late still leaves its numbers in OUT/<name>/run/metrics.jsonl.
 
 Data: `digits` (scikit-learn's 1,797 8x8 images on 17 levels; 1,438 train /
 359 test) and `mnist` (`idx:../shared/data/mnist-t10k`: MNIST's 10,000 *test*
@@ -59,8 +63,10 @@ def config_for(name: str, args: argparse.Namespace):
   """The experiment's config for one dataset."""
   config = jaxgen.get_config("realnvp", DATASETS[name])
   steps = args.steps if name == "digits" else args.mnist_steps
-  overrides = [f"train.steps={steps}", "train.eval_every=0", "train.num_samples=0",
-               f"train.checkpoint_every={steps}", f"train.log_every={max(1, steps // 50)}",
+  every = steps // args.evals if args.evals > 1 else 0  # 0: only the final evaluation
+  overrides = [f"train.steps={steps}", f"train.eval_every={every}", "train.num_samples=0",
+               f"train.checkpoint_every={every or steps}",
+               f"train.log_every={max(1, steps // 50)}",
                f"train.seed={args.seed}", f"data.batch_size={args.batch_size}",
                f"model.features={args.features}", f"model.blocks={args.blocks}",
                f"model.normalization={args.normalization}",
@@ -103,11 +109,22 @@ def run_one(name: str, args: argparse.Namespace, out: pathlib.Path) -> dict:
     latent.save_rows(FIGURES / f"realnvp_{name}_interpolation.png", np.asarray(path))
   evaluation = result.metrics["eval"] or {}
   entry = {"data": DATASETS[name], "steps": config.train.steps, "train_seconds": seconds,
+           "epochs": config.train.steps * config.data.batch_size / result.spec.num_train,
            "test_bits_per_dim": evaluation.get("bits_per_dim"),
            "test_nll_nats": evaluation.get("nll"),
-           "num_test": result.spec.num_test, "shape": list(result.spec.shape)}
+           "num_test": result.spec.num_test, "shape": list(result.spec.shape),
+           **curves(result.history)}
   (out / name / "bits.json").write_text(json.dumps(entry, indent=2, default=float) + "\n")
   return entry
+
+
+def curves(history: list[dict]) -> dict:
+  """The test evaluations and the train-loss window means of a run's metrics.jsonl."""
+  test = [{"step": r["step"], "test_bits_per_dim": r["bits_per_dim"], "test_nll_nats": r["nll"]}
+          for r in history if r.get("split") == "test"]
+  train = [{"step": r["step"], "loss": r["loss"], "bits_per_dim": r["bits_per_dim"],
+            "seconds": r["time"]} for r in history if r.get("split") == "train" and "loss" in r]
+  return {"curve": test, "train_curve": train}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -121,12 +138,16 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--features", type=int, default=32)
   parser.add_argument("--blocks", type=int, default=4)
   parser.add_argument("--normalization", default="batch")
+  parser.add_argument("--evals", type=int, default=1,
+                      help="test-split evaluations along the run, evenly spaced (1: at the end)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--figures", action="store_true",
                       help="also write docs/figures/ PNGs and benchmarks/results/ JSON")
   args = parser.parse_args(argv)
   if args.quick:
     args.steps = args.mnist_steps = 3
+  if args.evals < 1:
+    parser.error(f"--evals must be at least 1, got {args.evals}")
   names = args.datasets.split(",")
   unknown = set(names) - set(DATASETS)
   if unknown:
