@@ -103,7 +103,11 @@ def main() -> None:
                for name, (method, overrides) in tqdm(todo.items(), desc="data",
                                                      unit="source")}
   for name, (_, overrides) in todo.items():
-    results[name]["overrides"] = [o.replace(folder, "<tmp>") for o in overrides]
+    # Recorded without this machine's paths: the temporary folder, and MNIST
+    # as the docs write it (relative to the repository root).
+    results[name]["overrides"] = [
+        o.replace(folder, "<tmp>").replace(str(MNIST), "../shared/data/mnist-t10k")
+        for o in overrides]
   rows = ["| source (step, batch) | pipeline examples/s | train step examples/s | "
           "pipeline / step |", "|---|---|---|---|"]
   for name, r in results.items():

@@ -108,7 +108,10 @@ def run_one(name: str, args: argparse.Namespace, out: pathlib.Path) -> dict:
     latent.save_rows(FIGURES / f"realnvp_{name}_temperature.png", rows)
     latent.save_rows(FIGURES / f"realnvp_{name}_interpolation.png", np.asarray(path))
   evaluation = result.metrics["eval"] or {}
-  entry = {"data": DATASETS[name], "steps": config.train.steps, "train_seconds": seconds,
+  # The data as the docs write it (relative to the repository root), never this
+  # machine's absolute path.
+  recorded = "idx:../shared/data/mnist-t10k" if name == "mnist" else DATASETS[name]
+  entry = {"data": recorded, "steps": config.train.steps, "train_seconds": seconds,
            "epochs": config.train.steps * config.data.batch_size / result.spec.num_train,
            "test_bits_per_dim": evaluation.get("bits_per_dim"),
            "test_nll_nats": evaluation.get("nll"),
