@@ -594,6 +594,18 @@ class Trainer:
           self._keep_best(state, iterators, step, last_eval)
         if _due(step, self.tc.sample_every) and not is_last:
           self.write_images(state, step, final=False)
+      if stop_signal is None and step == total:
+        # A signal that came after the last step's check (while its checkpoint
+        # was being written) still stops the run: no final evaluation, and the
+        # caller learns that it was interrupted, not that the run completed.
+        late = (stop.received or 0) if jax.process_count() == 1 else \
+            parallel.max_over_processes(stop.received or 0)
+        if late:
+          stop_signal = int(late)
+          progress.write(f"stopped by {signal.Signals(stop_signal).name} after the last "
+                         f"step ({step}), before the final evaluation"
+                         + (f"; checkpoint saved in {self.workdir}"
+                            if self.workdir is not None else ""))
     return state, step, last_train, last_eval, stop_signal
 
   def _stop_requested(self, stop: _StopSignals, step: int) -> int:

@@ -290,3 +290,29 @@ def test_saving_small_replicated_arrays_compiles_nothing(tmp_path, caplog):
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), state)
   restored, _, _ = checkpoints.restore(1, abstract)
   assert_trees_equal(jax.tree.map(np.asarray, state), jax.tree.map(np.asarray, restored))
+
+
+def test_a_signal_during_the_last_checkpoint_still_stops_the_run(tmp_path, monkeypatch):
+  """SIGTERM/SIGINT that arrives while the last step's checkpoint is written
+  (after the loop's last check) stops the run before the final evaluation and
+  raises; before, it was swallowed and the run went on as if completed."""
+  import threading  # pylint: disable=import-outside-toplevel
+  from jaxgen.engine import loop  # pylint: disable=import-outside-toplevel
+  if threading.current_thread() is not threading.main_thread():
+    pytest.skip("signal handlers are installed from the main thread only")
+  save = loop.Trainer._save  # pylint: disable=protected-access
+
+  def save_then_signal(self, state, iterators, step):
+    save(self, state, iterators, step)
+    if step == self.tc.steps:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(loop.Trainer, "_save", save_then_signal)
+  workdir = tmp_path / "run"
+  config = tiny_vae(steps=3, final_eval=True, checkpoint_every=0)
+  with pytest.raises(jaxgen.errors.TrainingInterrupted) as stopped:
+    jaxgen.fit(config, workdir=workdir)
+  assert stopped.value.result.status == "interrupted"
+  assert stopped.value.result.metrics["eval"] is None          # no final evaluation
+  assert not (workdir / "eval.json").exists()
+  assert Checkpointer(workdir / "checkpoints").latest_step() == 3

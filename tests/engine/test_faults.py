@@ -143,7 +143,14 @@ def test_sigint_during_the_final_evaluation_exits_130_quietly(tmp_path):
   proc.send_signal(signal.SIGINT)
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == 130
-  assert "Traceback" not in err and err.strip().splitlines()[-1] == "jaxgen: interrupted"
+  # Under load the signal can still land while the last checkpoint is being
+  # finished (the folder exists before the loop is left); the run then stops
+  # before the evaluation, with the loop's own line. Either way: 130, quietly.
+  last = err.strip().splitlines()[-1]
+  assert "Traceback" not in err and (
+      last == "jaxgen: interrupted"
+      or last.startswith("stopped by SIGINT after the last step (4), before the final "
+                         "evaluation")), err[-2000:]
   assert (workdir / "checkpoints" / "4").is_dir()
 
 
