@@ -28,7 +28,8 @@ def test_quick_mode_writes_its_outputs(tmp_path, name, files, figures):
   argv = ["--quick", "--out", str(tmp_path), "--figures", "--figures-dir",
           str(tmp_path / "figures")]
   if name == "diffusion_digits":
-    argv += ["--sampler-metrics", "12"]
+    # Two of the four pairs (T = 50 here), to keep the test short.
+    argv += ["--sampler-metrics", "12", "--sampler-metrics-rows", "ddpm50,ddim10"]
   summary = load_experiment(name).main(argv)
   assert summary["quick"] is True
   for file in files + ["summary.json"]:
@@ -54,8 +55,8 @@ def test_quick_mode_writes_its_outputs(tmp_path, name, files, figures):
 
 
 def _check_sampler_metrics(report, folder):
-  """--sampler-metrics: a row per sampler and step count, each from its own sampler."""
-  assert sorted(report["rows"]) == ["ddim10", "ddim50", "ddpm10", "ddpm50"]
+  """--sampler-metrics: a row per asked sampler and step count, each from its own sampler."""
+  assert sorted(report["rows"]) == ["ddim10", "ddpm50"]
   assert json.loads((folder / "sampler_metrics.json").read_text()) == report
   real = report["real_test_digits"]
   assert real["samples"] == 359 and real["reference"] == 1438
@@ -71,11 +72,8 @@ def _check_sampler_metrics(report, folder):
     settings = saved["protocol"]["lenet_digits"]["sampler_settings"]
     assert (settings["sampler"], settings["sample_steps"]) == (row["sampler"], row["steps"])
     assert saved["protocol"]["lenet_digits"]["generated"] == 12
-  # DDIM at 10 and 50 steps start from the same x_T but are other samples.
-  assert (report["rows"]["ddim10"]["metrics"]["fid_lenet_digits"]
-          != report["rows"]["ddim50"]["metrics"]["fid_lenet_digits"])
   table = (folder / "sampler_metrics.md").read_text()
-  assert table.count("\n") == 2 + 4 + 1 and "real test digits" in table
+  assert table.count("\n") == 2 + 2 + 1 and "real test digits" in table
 
 
 @pytest.mark.parametrize("argv", [["--sampler-metrics", "5"],
