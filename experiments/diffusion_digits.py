@@ -309,8 +309,9 @@ def save_sampler_plot(path: pathlib.Path, report: dict) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
   axes[0].legend(fontsize=7)
-  fig.suptitle(f"DDPM on digits, {report['num_samples']:,} samples per point "
-               f"(seed {report['seed']})", fontsize=9)
+  fig.suptitle(f"DDPM on digits, checkpoint step {report['train_step']:,}: "
+               f"{report['num_samples']:,} samples per point (seed {report['seed']})",
+               fontsize=9)
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
