@@ -2,6 +2,7 @@
 
   python experiments/diffusion_digits.py [--quick] [--out runs/diffusion_digits]
       [--datasets digits,digits_hybrid,mnist] [--figures] [--reuse]
+      [--sampler-metrics N]
 
 For each dataset it trains the `ddpm` method (ε-prediction, linear β over
 T = 1000 steps, a small U-Net, EMA weights; `digits_hybrid`: the same on digits
@@ -19,11 +20,20 @@ writes to OUT/<name>/:
                         tenth of the steps, x_0 (the samples above) on the right
 and, for digits only, samplers.png: DDPM (ancestral, σ² = β̃) beside DDIM
 (η = 0) at all T, 50 and 10 steps, from the same key (so the same x_T for both
-samplers and every step count). OUT/summary.json holds every number. The run
+samplers and every step count). With `--sampler-metrics N` (digits only) the
+same six sampler and step-count pairs are also scored by FID-LeNet, KID and
+precision/recall on N samples each (`jaxgen.evaluate(run, metrics="fid,kid,pr",
+num=N, seed)` with `model.sampler` and `model.sample_steps` as evaluation-time
+overrides; reference: the 1,438 training digits through `lenet_digits`), with
+the 359 held-out test digits against the same reference as a floor:
+sampler_metrics.json (written after every row), sampler_metrics.md and
+sampler_metrics.png (FID, precision and recall against the steps), and
+summary.json's `digits.sampler_metrics`. OUT/summary.json holds every number. The run
 directories (checkpoints, metrics.jsonl) are OUT/<name>/run; --datasets picks
 which to run. `--figures` also copies the ones docs/diffusion.md shows
-(DOC_FIGURES: digits' three, mnist's samples and chain, digits_hybrid's
-samples) into docs/figures/ (`--figures-dir`) as ddpm_<name>_<file>. `--quick` trains tiny MLP models for a few steps with
+(DOC_FIGURES: digits' three, and sampler_metrics.png with --sampler-metrics;
+mnist's samples and chain, digits_hybrid's samples) into docs/figures/
+(`--figures-dir`) as ddpm_<name>_<file>. `--quick` trains tiny MLP models for a few steps with
 T = 50, on MNIST resized to 8x8: a smoke test of the script, not a result.
 """
 
@@ -59,6 +69,8 @@ DOC_FIGURES = {"digits": ("samples.png", "chain.png", "samplers.png"),
                "digits_hybrid": ("samples.png",),
                "mnist": ("samples.png", "chain.png")}
 CHAIN_SNAPSHOTS = 10
+SAMPLER_METRICS = "fid,kid,pr"
+SAMPLER_NAMES = {"ddpm": "DDPM (ancestral)", "ddim": "DDIM (η = 0)"}
 
 
 def get_config(data: str, quick: bool, steps: int,
@@ -195,6 +207,130 @@ def compare_samplers(result: jaxgen.RunResult, key: jax.Array, args: argparse.Na
   return {"seed": args.seed, "num_samples": args.num_samples, "steps": steps, **report}
 
 
+def sampler_metrics(workdir: pathlib.Path, steps: list[int], num: int, seed: int,
+                    quick: bool, path: pathlib.Path, rows_wanted: str = "",
+                    keep: bool = False) -> dict:
+  """FID-LeNet, KID and precision/recall of `num` samples per sampler and step count.
+
+  One `jaxgen.evaluate` per pair, the sampler and its steps given as
+  evaluation-time overrides: every pair draws its samples from the same keys
+  (so the same x_T), against the training split's features. The cheap pairs
+  run first, and `path` is rewritten after each, so a cut-short run keeps them.
+  With `keep`, the rows `path` already holds for the same checkpoint step, N
+  and seed are kept, not drawn again (adding rows to a re-scored run).
+  `rows_wanted` ("ddpm1000,ddim50", ...; "" for all) picks pairs to fit a budget.
+  """
+  run = jaxgen.load(workdir)
+  previous = json.loads(path.read_text()) if keep and path.is_file() else {}
+  same = [previous.get(k) for k in ("train_step", "num_samples", "seed")] == [run.step, num, seed]
+  rows: dict[str, dict] = dict(previous["rows"]) if same else {}
+  report = {**previous, "rows": rows} if same else {}
+  for count in sorted(steps):
+    for sampler in ("ddim", "ddpm"):
+      if f"{sampler}{count}" in rows or (
+          rows_wanted and f"{sampler}{count}" not in rows_wanted.split(",")):
+        continue
+      started = time.perf_counter()
+      evaluated = jaxgen.evaluate(
+          run, metrics=SAMPLER_METRICS, num=num, seed=seed, progress=not quick,
+          overrides=[f"model.sampler={sampler}", f"model.sample_steps={count}"])
+      rows[f"{sampler}{count}"] = {
+          "sampler": sampler, "steps": count, "metrics": evaluated["metrics"],
+          "seconds": time.perf_counter() - started, "eval_file": str(evaluated["path"])}
+      print(f"{sampler} {count} steps: {json.dumps(evaluated['metrics'])}", flush=True)
+      report = {"num_samples": num, "seed": seed, "train_step": run.step,
+                "protocol": evaluated["protocol"]["lenet_digits"], "rows": rows}
+      path.write_text(json.dumps(logs.plain(report), indent=2, default=str) + "\n")
+  if not rows:
+    raise SystemExit(f"no sampler rows to score among {rows_wanted!r} at steps {steps}")
+  report["real_test_digits"] = real_digits_floor(run.config.data, seed)
+  path.write_text(json.dumps(logs.plain(report), indent=2, default=str) + "\n")
+  return json.loads(path.read_text())   # as saved: plain JSON values
+
+
+def real_digits_floor(data_config: ml_collections.ConfigDict, seed: int) -> dict:
+  """The held-out test digits against the training split, through lenet_digits.
+
+  Both splits as the run's data pipeline gives them (the reference the samples
+  are compared with). A floor for a sample of the test split's size (359).
+  """
+  from jaxgen.metrics import sample_metrics  # pylint: disable=import-outside-toplevel
+  options = sample_metrics.MetricOptions()
+  network = sample_metrics.load_network("lenet_digits", options)
+  dataset = data_lib.from_config(data_config)
+  train, _ = data_lib.eval_arrays(dataset, "train")
+  test, _ = data_lib.eval_arrays(dataset, "test")
+  values, protocol = sample_metrics.compare_images(
+      train, test, SAMPLER_METRICS.split(","), network, options,
+      value_ranges=(dataset.spec.value_range,) * 2, seed=seed)
+  return {"metrics": values, "samples": len(test), "reference": len(train),
+          "protocol": protocol}
+
+
+def sampler_table(report: dict) -> str:
+  """The sampler metrics as a markdown table, a row per sampler and step count."""
+  lines = ["| sampler | steps | samples | FID-LeNet ↓ | KID-LeNet ×10³ ↓ | precision ↑ | "
+           "recall ↑ | seconds |", "|---|---|---|---|---|---|---|---|"]
+  rows = sorted(report["rows"].values(), key=lambda r: (-r["steps"], r["sampler"]))
+  entries = [(SAMPLER_NAMES[r["sampler"]], f"{r['steps']:,}", report["num_samples"],
+              r["metrics"], f"{r['seconds']:.0f}") for r in rows]
+  if "real_test_digits" in report:
+    real = report["real_test_digits"]
+    entries.append(("real test digits", "–", real["samples"], real["metrics"], "–"))
+  for label, count, num, m, seconds in entries:
+    lines.append(
+        f"| {label} | {count} | {num:,} | {m['fid_lenet_digits']:.2f} | "
+        f"{1e3 * m['kid_lenet_digits']:.1f} ± {1e3 * m['kid_lenet_digits_std']:.1f} | "
+        f"{m['pr_lenet_digits_precision']:.3f} | {m['pr_lenet_digits_recall']:.3f} | "
+        f"{seconds} |")
+  return "\n".join(lines) + "\n"
+
+
+def save_sampler_plot(path: pathlib.Path, report: dict) -> None:
+  """FID-LeNet, precision and recall against the sampling steps, a line per sampler."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  panels_ = [("fid_lenet_digits", "FID-LeNet (lower is better)"),
+             ("pr_lenet_digits_precision", "precision"), ("pr_lenet_digits_recall", "recall")]
+  fig, axes = plt.subplots(1, 3, figsize=(9, 2.8), dpi=80)
+  real = report.get("real_test_digits")
+  for ax, (key, title) in zip(axes, panels_):
+    for i, sampler in enumerate(("ddpm", "ddim")):
+      rows = sorted((r for r in report["rows"].values() if r["sampler"] == sampler),
+                    key=lambda r: r["steps"])
+      ax.plot([r["steps"] for r in rows], [r["metrics"][key] for r in rows], "o-",
+              color=f"C{i}", label=SAMPLER_NAMES[sampler])
+    if real is not None:
+      ax.axhline(real["metrics"][key], color="grey", linestyle="--",
+                 label=f"real test digits (N = {real['samples']})")
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling steps")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=7)
+  fig.suptitle(f"DDPM on digits, checkpoint step {report['train_step']:,}: "
+               f"{report['num_samples']:,} samples per point (seed {report['seed']})",
+               fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  panels.shrink_png(path)
+
+
+def score_samplers(out: pathlib.Path, timesteps: int, args: argparse.Namespace) -> dict:
+  """`sampler_metrics` of the run in `out` at all T, 50 and 10 steps, with its table
+  and plot (and, with --figures, the plot's docs copy)."""
+  steps = sorted({timesteps, min(50, timesteps), min(10, timesteps)}, reverse=True)
+  metrics = sampler_metrics(out / "run", steps, args.sampler_metrics, args.seed,
+                            args.quick, out / "sampler_metrics.json",
+                            args.sampler_metrics_rows, keep=args.sampler_metrics_only)
+  (out / "sampler_metrics.md").write_text(sampler_table(metrics))
+  save_sampler_plot(out / "sampler_metrics.png", metrics)
+  print(sampler_table(metrics), flush=True)
+  return metrics
+
+
 def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
                 eval_examples: int, hybrid: bool = False) -> dict:
   """Trains, samples and evaluates on one dataset; returns its summary."""
@@ -234,13 +370,15 @@ def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
       (f"DDPM (ancestral), {timesteps} steps", samples["ddpm1000"][:32])],
       columns=8, value_range=spec.value_range, pixels_per_unit=pixel_scale(spec))
   save_chain(out / "chain.png", chain, timesteps, spec)
-  comparison = None
+  comparison = metrics = None
   if name == "digits":
     comparison = compare_samplers(result, key, args, samples, out / "samplers.png")
+    if args.sampler_metrics:
+      metrics = score_samplers(out, timesteps, args)
   if args.figures:
     figures = pathlib.Path(args.figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
-    for file in DOC_FIGURES[name]:
+    for file in DOC_FIGURES[name] + (("sampler_metrics.png",) if metrics else ()):
       shutil.copyfile(out / file, figures / f"ddpm_{name}_{file}")
   save_curve(out / "training_curve.png", result.history,
              f"DDPM on {data}: {steps} steps, batch {config.data.batch_size}")
@@ -258,6 +396,7 @@ def run_dataset(name: str, data: str, args: argparse.Namespace, steps: int,
       "steps_per_second": train[-1].get("steps_per_sec") if train else None,
       "sampling_seconds": timings,
       "samplers": comparison,
+      "sampler_metrics": metrics,
       "sample_value_range": [float(samples["ddim50"].min()), float(samples["ddim50"].max())],
       "num_parameters": int(sum(np.size(p) for p in jax.tree.leaves(result.state.params))),
       "figures": sorted(str(p) for p in out.glob("*.png")),
@@ -289,12 +428,48 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--reuse", action="store_true",
                       help="restore finished training runs under --out instead of "
                            "retraining (sampling and the bound are recomputed)")
+  parser.add_argument("--sampler-metrics", type=int, default=0, metavar="N",
+                      help="digits: FID-LeNet, KID and precision/recall of N samples "
+                           "per sampler and step count (0: skip)")
+  parser.add_argument("--sampler-metrics-only", action="store_true",
+                      help="only score the samplers of the digits run already under "
+                           "--out (its newest checkpoint): no training, grids or bound")
+  parser.add_argument("--sampler-metrics-rows", default="",
+                      help="only these of ddpm1000,ddim1000,ddpm50,ddim50,ddpm10,ddim10 "
+                           "(default: all)")
   args = parser.parse_args(argv)
+  rows = {f"{s}{n}" for s in ("ddpm", "ddim") for n in (1000, 50, 10)}
+  if args.sampler_metrics_rows and not set(args.sampler_metrics_rows.split(",")) <= rows:
+    parser.error(f"--sampler-metrics-rows takes names of {sorted(rows)}, "
+                 f"got {args.sampler_metrics_rows!r}")
+  run_dir = pathlib.Path(args.out) / "digits" / "run"
+  if args.sampler_metrics_only and not (args.sampler_metrics and
+                                        (run_dir / "checkpoints").is_dir()):
+    parser.error(f"--sampler-metrics-only needs --sampler-metrics N and a digits run "
+                 f"in {run_dir}")
+  if args.sampler_metrics and args.sampler_metrics < 10:
+    parser.error(f"--sampler-metrics must be 0 (skip) or at least 10, "
+                 f"got {args.sampler_metrics}")
+  if args.sampler_metrics and "digits" not in args.datasets.split(","):
+    parser.error("--sampler-metrics scores the digits run; add digits to --datasets")
   if args.quick:
     args.steps, args.mnist_steps, args.num_samples = 3, 3, 16
     args.mnist_eval_examples = 32
   path = pathlib.Path(args.out) / "summary.json"
   summary = json.loads(path.read_text()) if path.is_file() else {}
+  if args.sampler_metrics_only:
+    # Re-scores a trained (or interrupted: its newest checkpoint) digits run.
+    timesteps = jaxgen.load(run_dir).config.model.timesteps
+    metrics = score_samplers(run_dir.parent, timesteps, args)
+    if args.figures:
+      figures = pathlib.Path(args.figures_dir)
+      figures.mkdir(parents=True, exist_ok=True)
+      shutil.copyfile(run_dir.parent / "sampler_metrics.png",
+                      figures / "ddpm_digits_sampler_metrics.png")
+    summary.setdefault("digits", {})["sampler_metrics"] = metrics
+    path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    print(f"wrote {path}")
+    return summary
   names = args.datasets.split(",")
   unknown = set(names) - {"digits", "digits_hybrid", "mnist"}
   if unknown:

@@ -23,6 +23,11 @@ test set, so not the 60k training set of the papers). For each dataset it writes
                      ordered digit pairs: how often the result is classified as
                      b, and how much ink (stroke mass) it gains over thin b.
 
+With --sample-metrics N, also `jaxgen.evaluate(run, metrics="fid,kid,pr",
+num=N, seed=0)` on the trained run: FID, KID and precision/recall of N samples
+against the training split through the shipped LeNet of the data
+(lenet_digits / lenet_mnist), into results.json's `sample_metrics`.
+
 With --figures also small copies for docs/gans.md in docs/figures/
 (`--figures-dir`): dcgan_<dataset>_samples.png, _interpolation.png, _arithmetic.png.
 
@@ -59,6 +64,7 @@ from jaxgen.viz import grid  # noqa: E402
 
 MNIST = "idx:../shared/data/mnist-t10k"
 FIGURES = pathlib.Path(__file__).resolve().parents[1] / "docs" / "figures"
+SAMPLE_METRICS = "fid,kid,pr"
 
 
 def train_config(name: str, steps: int, quick: bool, architecture: str = "dcgan"):
@@ -148,8 +154,10 @@ def run_dataset(name: str, steps: int, args, out: pathlib.Path) -> dict:
   config = train_config(name, steps, args.quick, args.architecture)
   folder = out / name
   started = time.perf_counter()
-  # The quick run skips the workdir (checkpoints, the engine's sample grids).
-  result = jaxgen.fit(config, workdir=None if args.quick else folder / "run", overwrite=True)
+  # The quick run skips the workdir (checkpoints, the engine's sample grids)
+  # unless the sample metrics evaluate the saved run.
+  workdir = folder / "run" if not args.quick or args.sample_metrics else None
+  result = jaxgen.fit(config, workdir=workdir, overwrite=True)
   seconds = time.perf_counter() - started
   method, state, spec = result.method, result.state, result.spec
   latent_dim = config.model.latent_dim
@@ -200,6 +208,16 @@ def run_dataset(name: str, steps: int, args, out: pathlib.Path) -> dict:
       "arithmetic": summary,
       "final_train_metrics": result.metrics["train"],
   }
+  if args.sample_metrics:
+    started = time.perf_counter()
+    evaluated = jaxgen.evaluate(workdir, metrics=SAMPLE_METRICS, num=args.sample_metrics,
+                                seed=0, progress=not args.quick)
+    # The metric names carry the network's: fid_lenet_mnist -> lenet_mnist.
+    network = next(k for k in evaluated["metrics"] if k.startswith("fid_"))[len("fid_"):]
+    record["sample_metrics"] = {"num_samples": args.sample_metrics, "seed": 0,
+                                "network": network, "metrics": evaluated["metrics"],
+                                "seconds": time.perf_counter() - started,
+                                "protocol": evaluated["protocol"][network]}
   (folder / "results.json").write_text(json.dumps(record, indent=2) + "\n")
   return record
 
@@ -217,6 +235,15 @@ def markdown(records: dict[str, dict]) -> str:
                  f"{real['classifier_score']:.2f} | {s['label_entropy']:.2f} / "
                  f"{real['label_entropy']:.2f}, {s['max_label_entropy']:.2f} | "
                  f"{s['classes_generated']} | {arith} | {gain} |")
+  scored = {name: r["sample_metrics"] for name, r in records.items() if r.get("sample_metrics")}
+  if scored:
+    lines += ["", "| dataset | samples | FID ↓ | KID ×10³ ↓ | precision ↑ | recall ↑ |",
+              "|---|---|---|---|---|---|"]
+    for name, m in scored.items():
+      values, net = m["metrics"], m["network"]
+      lines.append(f"| {name} ({net}) | {m['num_samples']:,} | {values[f'fid_{net}']:.2f} | "
+                   f"{1e3 * values[f'kid_{net}']:.1f} ± {1e3 * values[f'kid_{net}_std']:.1f} | "
+                   f"{values[f'pr_{net}_precision']:.3f} | {values[f'pr_{net}_recall']:.3f} |")
   return "\n".join(lines) + "\n"
 
 
@@ -247,7 +274,13 @@ def main(argv: list[str] | None = None) -> dict:
   parser.add_argument("--figures", action="store_true",
                       help="also write small copies of the figures into --figures-dir")
   parser.add_argument("--figures-dir", default=str(FIGURES))
+  parser.add_argument("--sample-metrics", type=int, default=0, metavar="N",
+                      help="also FID/KID/precision/recall of N samples through the "
+                           "data's LeNet (0: skip)")
   args = parser.parse_args(argv)
+  if args.sample_metrics and args.sample_metrics < 10:
+    parser.error(f"--sample-metrics must be 0 (skip) or at least 10, "
+                 f"got {args.sample_metrics}")
   out = pathlib.Path(args.out or ("runs/gan_style_digits" if args.architecture == "style"
                                   else "runs/gan_dcgan_digits"))
   names = [n for n in args.datasets.split(",") if n]

@@ -67,10 +67,16 @@ def test_style_gan_digits_quick(tmp_path):
   """The DCGAN protocol with the style generator (its decode needs a noise key)."""
   records = load_experiment("gan_dcgan_digits").main(
       ["--quick", "--architecture", "style", "--out", str(tmp_path), "--figures",
-       "--figures-dir", str(tmp_path / "f")])
+       "--figures-dir", str(tmp_path / "f"), "--sample-metrics", "12"])
   digits = records["digits"]
   assert digits["architecture"] == "style"
   assert 1.0 <= digits["samples"]["classifier_score"] <= 10.0
+  # --sample-metrics: jaxgen.evaluate on the saved run, through the digits LeNet.
+  scored = digits["sample_metrics"]
+  assert scored["network"] == "lenet_digits" and scored["protocol"]["generated"] == 12
+  assert scored["metrics"]["fid_lenet_digits"] > 0
+  assert 0 <= scored["metrics"]["pr_lenet_digits_recall"] <= 1
+  assert "| digits (lenet_digits) | 12 |" in (tmp_path / "results.md").read_text()
   for name in ("samples", "interpolation"):   # the docs copies, under the style name
     assert 0 < (tmp_path / "f" / f"stylegan_digits_{name}.png").stat().st_size < 100 * 2**10
   assert not list((tmp_path / "f").glob("dcgan_*"))
